@@ -1,0 +1,32 @@
+import { Command, CommanderError } from 'commander';
+import { USAGE_EXIT_CODE, UsageError } from '../shared/runtime/errors.js';
+
+/**
+ * The `cbn-train` command line. Each subcommand lives in `cli/commands/<name>.ts` and exports a
+ * `register(program)` function that adds it.
+ */
+const program = new Command('cbn-train')
+  .description('Distributed training of conditional-batch-norm ResBlock models with TensorFlow.js')
+  .showHelpAfterError()
+  .exitOverride();
+
+const commandModules = [
+  // Each entry registers one subcommand.
+] as const satisfies readonly Promise<{ register(program: Command): void }>[];
+
+for (const module of await Promise.all(commandModules)) module.register(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) {
+    // Commander already printed the message; help and version exit 0.
+    process.exit(error.exitCode === 0 ? 0 : USAGE_EXIT_CODE);
+  }
+  if (error instanceof UsageError) {
+    process.stderr.write(`cbn-train: ${error.message}\n`);
+    process.exit(USAGE_EXIT_CODE);
+  }
+  process.stderr.write(`cbn-train: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+}
