@@ -10,9 +10,9 @@ const program = new Command('cbn-train')
   .showHelpAfterError()
   .exitOverride();
 
-const commandModules = [
+const commandModules: Promise<{ register(program: Command): void }>[] = [
   // Each entry registers one subcommand.
-] as const satisfies readonly Promise<{ register(program: Command): void }>[];
+];
 
 for (const module of await Promise.all(commandModules)) module.register(program);
 
