@@ -4,6 +4,9 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DataFormatError } from '../shared/data/errors.js';
 import { loadMnist, mnistPackageDataDir } from '../shared/data/idx.js';
+import { gatherSamples, mnistToModelInput, mnistToTensor } from '../shared/data/images.js';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
 
 const IMAGES = 't10k-images-idx3-ubyte';
 const LABELS = 't10k-labels-idx1-ubyte';
@@ -168,5 +171,91 @@ describe('loadMnist', () => {
         /split must be 'train' or 'test', got "validation"/,
       );
     });
+  });
+});
+
+describe('mnistToModelInput', () => {
+  it('scales to [-1, 1] and pads by 2', () => {
+    const image = new Uint8Array(28 * 28);
+    image[0] = 255; // row 0, col 0
+    image[27 * 28 + 27] = 51; // row 27, col 27
+    image[5 * 28 + 9] = 128; // row 5, col 9
+
+    const input = mnistToModelInput(image, 1);
+
+    expect(input.length).toBe(32 * 32);
+    expect(input[2 * 32 + 2]).toBe(1);
+    expect(input[29 * 32 + 29]).toBeCloseTo(51 / 127.5 - 1, 7);
+    expect(input[7 * 32 + 11]).toBeCloseTo(128 / 127.5 - 1, 7);
+    expect(input[3 * 32 + 3]).toBe(-1); // a background pixel inside the digit area
+    for (const border of [0, 1, 30, 31]) {
+      for (let i = 0; i < 32; i++) {
+        expect(input[border * 32 + i]).toBe(-1); // padding rows
+        expect(input[i * 32 + border]).toBe(-1); // padding columns
+      }
+    }
+  });
+
+  it('converts real digits in order', () => {
+    const mnist = loadMnist({ split: 'test' });
+    const input = mnistToModelInput(mnist.images.subarray(0, 3 * 784), 3);
+
+    expect(input.length).toBe(3 * 32 * 32);
+    for (let n = 0; n < 3; n++) {
+      let mismatches = 0;
+      for (let row = 0; row < 28; row++) {
+        for (let col = 0; col < 28; col++) {
+          const expected = Math.fround(mnist.images[n * 784 + row * 28 + col]! / 127.5 - 1);
+          if (input[n * 1024 + (row + 2) * 32 + col + 2] !== expected) mismatches++;
+        }
+      }
+      expect(mismatches).toBe(0);
+    }
+  });
+
+  it('rejects a length that does not match count', () => {
+    expect(() => mnistToModelInput(new Uint8Array(784 * 2 + 1), 2)).toThrow(
+      /images must contain 2 x 28 x 28 = 1568 bytes, got 1569/,
+    );
+  });
+
+  it('builds a [N,32,32,1] tensor without leaking', async () => {
+    await tf.setBackend('cpu');
+    const before = tf.memory().numTensors;
+
+    const tensor = mnistToTensor(new Uint8Array(784 * 2).fill(255), 2);
+
+    expect(tensor.shape).toEqual([2, 32, 32, 1]);
+    expect(tensor.dtype).toBe('float32');
+    const values = tensor.dataSync();
+    expect(values[0]).toBe(-1);
+    expect(values[2 * 32 + 2]).toBe(1);
+    tensor.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('gatherSamples', () => {
+  it('gathers images and labels by index', () => {
+    const images = new Uint8Array([10, 11, 20, 21, 30, 31]); // 3 samples of 2 bytes
+    const labels = new Uint8Array([1, 2, 3]);
+
+    const gathered = gatherSamples(images, labels, 2, [2, 0, 2]);
+
+    expect(Array.from(gathered.images)).toEqual([30, 31, 10, 11, 30, 31]);
+    expect(Array.from(gathered.labels)).toEqual([3, 1, 3]);
+  });
+
+  it('returns empty arrays for no indices', () => {
+    const gathered = gatherSamples(new Uint8Array(4), new Uint8Array(2), 2, []);
+
+    expect(gathered.images.length).toBe(0);
+    expect(gathered.labels.length).toBe(0);
+  });
+
+  it('rejects an index out of range', () => {
+    expect(() => gatherSamples(new Uint8Array(4), new Uint8Array(2), 2, [0, 2])).toThrow(
+      /sample index 2 is out of range \[0, 1\]/,
+    );
   });
 });
