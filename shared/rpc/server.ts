@@ -1,0 +1,56 @@
+import * as grpc from '@grpc/grpc-js';
+import { UsageError } from '../runtime/errors.js';
+import { CHANNEL_OPTIONS } from './proto.js';
+
+/** Splits `HOST:PORT` (IPv6 hosts in brackets) and checks the port, throwing a UsageError naming `option`. */
+export function parseHostPort(option: string, value: string): { host: string; port: number } {
+  const match = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(value);
+  if (match === null) throw new UsageError(`${option} must be HOST:PORT, got ${JSON.stringify(value)}`);
+
+  const port = Number(match[2]);
+  if (port > 65_535) throw new UsageError(`${option} port must be 0..65535, got ${port} in ${JSON.stringify(value)}`);
+  return { host: match[1]!, port };
+}
+
+/**
+ * Creates a gRPC server with the project's channel options and binds it to `listen` (HOST:PORT, port 0 picks
+ * a free port). Returns the server and the bound port. A taken address or an unresolvable host becomes a
+ * UsageError naming the address.
+ */
+export async function bindServer(
+  listen: string,
+  services: readonly { definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation }[],
+): Promise<{ server: grpc.Server; port: number }> {
+  parseHostPort('--listen', listen);
+  const server = new grpc.Server(CHANNEL_OPTIONS);
+  for (const service of services) server.addService(service.definition, service.implementation);
+
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (error, boundPort) => {
+      if (error === null) resolve(boundPort);
+      else reject(bindError(listen, error));
+    });
+  });
+  return { server, port };
+}
+
+/** Stops a server: waits up to `graceMs` for calls in flight, then cancels them. */
+export function stopServer(server: grpc.Server, graceMs = 2_000): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+function bindError(listen: string, error: Error): UsageError {
+  if (error.message.includes('EADDRINUSE')) {
+    return new UsageError(`cannot listen on ${listen}: address already in use; choose another --listen port`);
+  }
+  return new UsageError(`cannot listen on ${listen}: ${error.message}`);
+}
