@@ -78,7 +78,7 @@ export function referenceDiscriminator(store: ParamStore, preset: ModelPreset, x
     const a1 = tf.leakyRelu(conv(store, `${name}/conv1`, h), ALPHA);
     const a2 = tf.leakyRelu(conv(store, `${name}/conv2`, a1), ALPHA);
     const skip = inChannels !== outChannels ? conv(store, `${name}/skip_conv`, h) : h;
-    const sum = tf.add(a2, skip);
+    const sum = tf.add(a2, skip) as tf.Tensor4D;
     h = i < 3 ? down(sum) : sum;
     inChannels = outChannels;
   });
