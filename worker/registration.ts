@@ -1,0 +1,133 @@
+import * as grpc from '@grpc/grpc-js';
+import { createLogger, type Logger } from '../shared/runtime/logger.js';
+import { CONTROL_DEADLINE_MS, deadlineAfter } from '../shared/rpc/deadline.js';
+import { isServiceError, messageOf, RegistrationRejectedError, statusName } from '../shared/rpc/errors.js';
+import type { RegisterRequest, RegisterResponse } from '../shared/rpc/messages.js';
+import { CHANNEL_OPTIONS, loadProtos } from '../shared/rpc/proto.js';
+import { PROTOCOL_VERSION } from '../shared/rpc/version.js';
+
+export interface RegistrationOptions {
+  /** HOST:PORT of the coordinator. */
+  coordinatorAddress: string;
+  workerId: string;
+  /** HOST:PORT at which the coordinator reaches this worker's service, for example a container hostname. */
+  advertisedAddress: string;
+  /** TensorFlow.js backend this worker runs on. */
+  backend: string;
+  /** Hash of this worker's model definition; the coordinator rejects a different one. */
+  modelHash: string;
+  /** Protocol version to present; defaults to PROTOCOL_VERSION (tests override it). */
+  protocolVersion?: number;
+  /** Deadline of one Register attempt, in milliseconds (default 10 000). */
+  attemptDeadlineMs?: number;
+  /** Wait before the first retry, in milliseconds (default 500); it doubles up to `maxBackoffMs`. */
+  initialBackoffMs?: number;
+  /** Longest wait between retries, in milliseconds (default 10 000). */
+  maxBackoffMs?: number;
+  /** Time after which registration gives up, in milliseconds (default 300 000). */
+  timeoutMs?: number;
+  logger?: Logger;
+}
+
+/** The coordinator's answer to an accepted registration. */
+export interface Registration {
+  /** Set when the coordinator had already assigned this worker a rank; otherwise StartJob brings it. */
+  rank?: number;
+  message: string;
+}
+
+// Status codes that mean "the coordinator is not reachable yet", worth retrying. Any other failure (for
+// example UNIMPLEMENTED from a server that is not a cbn-train coordinator) ends registration at once.
+const RETRYABLE_CODES = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.RESOURCE_EXHAUSTED]);
+
+/**
+ * Registers this worker with the coordinator, retrying with exponential backoff while the coordinator is
+ * unreachable, and logging every retry. Throws RegistrationRejectedError with the coordinator's message
+ * when it rejects the worker (another protocol version or model hash); the worker should exit non-zero
+ * with that message. Throws a plain Error after `timeoutMs` without an answer.
+ */
+export async function registerWithCoordinator(options: RegistrationOptions): Promise<Registration> {
+  const log = options.logger ?? createLogger('worker', { workerId: options.workerId });
+  const timeoutMs = options.timeoutMs ?? 300_000;
+  const maxBackoffMs = options.maxBackoffMs ?? 10_000;
+  const request: RegisterRequest = {
+    workerId: options.workerId,
+    address: options.advertisedAddress,
+    backend: options.backend,
+    protocolVersion: options.protocolVersion ?? PROTOCOL_VERSION,
+    modelHash: options.modelHash,
+  };
+  const { CoordinatorClient } = loadProtos();
+  const client = new CoordinatorClient(options.coordinatorAddress, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  const started = Date.now();
+  let backoffMs = options.initialBackoffMs ?? 500;
+
+  try {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const response = await callRegister(client, request, options.attemptDeadlineMs ?? CONTROL_DEADLINE_MS);
+        return accepted(response, options, log);
+      } catch (error) {
+        if (error instanceof RegistrationRejectedError) throw error;
+        if (!isRetryable(error)) {
+          log.error({ coordinator: options.coordinatorAddress, attempt, err: error }, 'registration failed');
+          throw new Error(`registration with the coordinator at ${options.coordinatorAddress} failed: ${describeFailure(error)}`);
+        }
+
+        const elapsedMs = Date.now() - started;
+        if (elapsedMs + backoffMs > timeoutMs) {
+          throw new Error(
+            `registration with the coordinator at ${options.coordinatorAddress} timed out after ${elapsedMs} ms ` +
+              `and ${attempt} attempts: ${describeFailure(error)}`,
+          );
+        }
+        log.warn({ coordinator: options.coordinatorAddress, attempt, retryInMs: backoffMs, err: error }, 'registration failed, retrying');
+        await sleep(backoffMs);
+        backoffMs = Math.min(backoffMs * 2, maxBackoffMs);
+      }
+    }
+  } finally {
+    client.close();
+  }
+}
+
+function accepted(response: RegisterResponse, options: RegistrationOptions, log: Logger): Registration {
+  if (!response.accepted) {
+    log.error({ coordinator: options.coordinatorAddress, reason: response.message }, 'registration rejected');
+    throw new RegistrationRejectedError(`the coordinator at ${options.coordinatorAddress} rejected this worker: ${response.message}`);
+  }
+
+  log.info({ coordinator: options.coordinatorAddress, rank: response.rank, address: options.advertisedAddress }, 'registered');
+  const registration: Registration = { message: response.message };
+  if (response.rank !== undefined) registration.rank = response.rank;
+  return registration;
+}
+
+function callRegister(client: grpc.Client, request: RegisterRequest, deadlineMs: number): Promise<RegisterResponse> {
+  const register = (client as unknown as { Register: RegisterMethod }).Register;
+  return new Promise((resolve, reject) => {
+    register.call(client, request, { deadline: deadlineAfter(deadlineMs) }, (error, response) => {
+      if (error !== null) reject(error);
+      else resolve(response!);
+    });
+  });
+}
+
+type RegisterMethod = (
+  request: RegisterRequest,
+  options: grpc.CallOptions,
+  callback: (error: grpc.ServiceError | null, response?: RegisterResponse) => void,
+) => grpc.ClientUnaryCall;
+
+function isRetryable(error: unknown): boolean {
+  return isServiceError(error) && RETRYABLE_CODES.has(error.code);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function describeFailure(error: unknown): string {
+  if (isServiceError(error)) return `${statusName(error.code)}: ${error.details}`;
+  return messageOf(error);
+}
