@@ -1,5 +1,42 @@
+import { getKernel, registerKernel, unregisterKernel } from '@tensorflow/tfjs-core';
+import type { KernelConfig } from '@tensorflow/tfjs-core';
+import { cpuFilterGradKernel, cpuInputGradKernel } from './conv-backprop-cpu.js';
+import { cpuConv2DKernel, keepStockCpuConv2D } from './conv2d-cpu.js';
+import { createFilterGradKernel, createInputGradKernel } from './conv-backprop-via-conv2d.js';
+import { registerMissingGradients } from './gradients/register-gradients.js';
+
+const PROJECT_KERNELS: Record<'cpu' | 'wasm', readonly KernelConfig[]> = {
+  cpu: [cpuConv2DKernel, cpuInputGradKernel, cpuFilterGradKernel],
+  wasm: [createInputGradKernel('wasm'), createFilterGradKernel('wasm')],
+};
+
 /**
- * Registers the project's training kernels on a tfjs backend.
- * TODO: implement the fast convolution gradients (in progress).
+ * Registers the project's training kernels on a tfjs backend, replacing the stock Conv2DBackpropInput and
+ * Conv2DBackpropFilter (wasm has no stock Conv2DBackpropFilter), and on cpu also Conv2D. Also registers the gradient functions
+ * that `@tensorflow/tfjs-core` alone does not provide (see `registerMissingGradients`). Calling it again
+ * changes nothing.
+ *
+ * Call it before or after the backend initializes; the kernels need no setup of their own.
  */
-export function registerProjectKernels(_backend: 'cpu' | 'wasm'): void {}
+export function registerProjectKernels(backend: 'cpu' | 'wasm'): void {
+  const kernels = PROJECT_KERNELS[backend];
+  if (kernels === undefined) {
+    throw new Error(
+      `registerProjectKernels: backend must be 'cpu' or 'wasm', got ${JSON.stringify(backend)}`,
+    );
+  }
+
+  for (const config of kernels) replaceKernel(config);
+  registerMissingGradients();
+}
+
+function replaceKernel(config: KernelConfig): void {
+  const current = getKernel(config.kernelName, config.backendName);
+  if (current === config) return;
+
+  if (current !== undefined && config === cpuConv2DKernel) keepStockCpuConv2D(current.kernelFunc);
+
+  // Unregister first: registerKernel warns when it overwrites an entry.
+  if (current !== undefined) unregisterKernel(config.kernelName, config.backendName);
+  registerKernel(config);
+}

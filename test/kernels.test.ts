@@ -1,0 +1,341 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs-core';
+import { backend_util, getKernel } from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
+import { registerProjectKernels } from '../shared/kernels/register.js';
+import { conv2dBackpropFilter, conv2dBackpropInput } from '../shared/kernels/conv-backprop.js';
+
+type Shape4 = [number, number, number, number];
+
+interface ConvCase {
+  name: string;
+  xShape: Shape4;
+  filterShape: Shape4;
+  strides: number;
+  pad: 'same' | 'valid';
+}
+
+const CASES: ConvCase[] = [
+  { name: '3x3 same, H≠W, Ci≠Co', xShape: [2, 5, 7, 3], filterShape: [3, 3, 3, 4], strides: 1, pad: 'same' },
+  { name: '3x3 valid, batch 1', xShape: [1, 6, 4, 2], filterShape: [3, 3, 2, 5], strides: 1, pad: 'valid' },
+  { name: '1x1 same', xShape: [2, 4, 5, 6], filterShape: [1, 1, 6, 3], strides: 1, pad: 'same' },
+  { name: '1x1 valid, batch 1', xShape: [1, 5, 5, 4], filterShape: [1, 1, 4, 4], strides: 1, pad: 'valid' },
+  { name: '3x3 same, stride 2', xShape: [2, 7, 6, 3], filterShape: [3, 3, 3, 2], strides: 2, pad: 'same' },
+  { name: '3x3 valid, stride 2', xShape: [1, 8, 5, 2], filterShape: [3, 3, 2, 3], strides: 2, pad: 'valid' },
+  {
+    name: '3x3 same, 16 channels',
+    xShape: [3, 6, 5, 16],
+    filterShape: [3, 3, 16, 17],
+    strides: 1,
+    pad: 'same',
+  },
+];
+
+const BACKENDS = ['cpu', 'wasm'] as const;
+const RTOL = 1e-4;
+
+/** Deterministic values in [-1, 1) from a linear congruential generator, so failures reproduce. */
+function seededValues(size: number, seed: number): Float32Array {
+  const values = new Float32Array(size);
+  let state = seed >>> 0;
+  for (let i = 0; i < size; i++) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    values[i] = state / 2 ** 31 - 1;
+  }
+  return values;
+}
+
+function size(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/**
+ * Float64 direct convolution gradients, read straight off the forward definition
+ * y[n,oy,ox,co] = Σ x[n, oy·s+kh−top, ox·s+kw−left, ci] · w[kh,kw,ci,co]: every term of every output adds
+ * dy·w to dx and x·dy to dw.
+ */
+function referenceGradients(
+  c: ConvCase,
+  x: Float32Array,
+  w: Float32Array,
+  dy: Float32Array,
+): { dx: Float64Array; dw: Float64Array } {
+  const info = backend_util.computeConv2DInfo(c.xShape, c.filterShape, c.strides, 1, c.pad);
+  const [n, h, wd, ci] = c.xShape;
+  const [kh, kw, , co] = c.filterShape;
+  const dx = new Float64Array(size(c.xShape));
+  const dw = new Float64Array(size(c.filterShape));
+
+  for (let b = 0; b < n; b++)
+    for (let oy = 0; oy < info.outHeight; oy++)
+      for (let ox = 0; ox < info.outWidth; ox++)
+        for (let fy = 0; fy < kh; fy++)
+          for (let fx = 0; fx < kw; fx++) {
+            const iy = oy * c.strides + fy - info.padInfo.top;
+            const ix = ox * c.strides + fx - info.padInfo.left;
+            if (iy < 0 || iy >= h || ix < 0 || ix >= wd) continue;
+            for (let i = 0; i < ci; i++)
+              for (let o = 0; o < co; o++) {
+                const g = dy[((b * info.outHeight + oy) * info.outWidth + ox) * co + o]!;
+                const xIndex = ((b * h + iy) * wd + ix) * ci + i;
+                const wIndex = ((fy * kw + fx) * ci + i) * co + o;
+                dx[xIndex]! += g * w[wIndex]!;
+                dw[wIndex]! += g * x[xIndex]!;
+              }
+          }
+  return { dx, dw };
+}
+
+/** Float64 direct convolution y[n,oy,ox,co] = Σ x[n, oy·s+kh−top, ox·s+kw−left, ci] · w[kh,kw,ci,co]. */
+function referenceForward(c: ConvCase, x: Float32Array, w: Float32Array): Float64Array {
+  const info = backend_util.computeConv2DInfo(c.xShape, c.filterShape, c.strides, 1, c.pad);
+  const [, h, wd, ci] = c.xShape;
+  const [kh, kw, , co] = c.filterShape;
+  const y = new Float64Array(size(info.outShape));
+
+  for (let b = 0; b < c.xShape[0]; b++)
+    for (let oy = 0; oy < info.outHeight; oy++)
+      for (let ox = 0; ox < info.outWidth; ox++)
+        for (let o = 0; o < co; o++) {
+          let sum = 0;
+          for (let fy = 0; fy < kh; fy++)
+            for (let fx = 0; fx < kw; fx++) {
+              const iy = oy * c.strides + fy - info.padInfo.top;
+              const ix = ox * c.strides + fx - info.padInfo.left;
+              if (iy < 0 || iy >= h || ix < 0 || ix >= wd) continue;
+              for (let i = 0; i < ci; i++)
+                sum += x[((b * h + iy) * wd + ix) * ci + i]! * w[((fy * kw + fx) * ci + i) * co + o]!;
+            }
+          y[((b * info.outHeight + oy) * info.outWidth + ox) * co + o] = sum;
+        }
+  return y;
+}
+
+/** Asserts |actual − expected| ≤ RTOL·max(|expected|, rms(expected)) element by element. */
+function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>): void {
+  expect(actual.length).toBe(expected.length);
+  let squares = 0;
+  for (let i = 0; i < expected.length; i++) squares += expected[i]! ** 2;
+  const rms = Math.sqrt(squares / Math.max(1, expected.length));
+
+  let worst = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const scale = Math.max(Math.abs(expected[i]!), rms, 1e-12);
+    worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!) / scale);
+  }
+  expect(worst).toBeLessThanOrEqual(RTOL);
+}
+
+function makeInputs(c: ConvCase) {
+  const info = backend_util.computeConv2DInfo(c.xShape, c.filterShape, c.strides, 1, c.pad);
+  const dyShape = info.outShape as Shape4;
+  const x = seededValues(size(c.xShape), 1);
+  const w = seededValues(size(c.filterShape), 2);
+  const dy = seededValues(size(dyShape), 3);
+  return { x, w, dy, dyShape };
+}
+
+async function useBackend(name: 'cpu' | 'wasm'): Promise<void> {
+  registerProjectKernels(name);
+  await tf.setBackend(name);
+  await tf.ready();
+}
+
+let originalBackend = '';
+beforeAll(() => {
+  originalBackend = tf.getBackend();
+});
+afterAll(async () => {
+  if (originalBackend) await tf.setBackend(originalBackend);
+});
+
+describe.each(BACKENDS)('project conv kernels on %s', (backendName) => {
+  beforeAll(() => useBackend(backendName));
+
+  it.each(CASES)('input gradient matches float64 reference: $name', (c) => {
+    const { x, w, dy, dyShape } = makeInputs(c);
+    const expected = referenceGradients(c, x, w, dy).dx;
+
+    const dyTensor = tf.tensor4d(dy, dyShape);
+    const filter = tf.tensor4d(w, c.filterShape);
+    const dx = conv2dBackpropInput(c.xShape, dyTensor, filter, c.strides, c.pad);
+
+    expect(dx.shape).toEqual(c.xShape);
+    expectClose(dx.dataSync(), expected);
+    tf.dispose([dyTensor, filter, dx]);
+  });
+
+  it.each(CASES)('filter gradient matches float64 reference: $name', (c) => {
+    const { x, w, dy, dyShape } = makeInputs(c);
+    const expected = referenceGradients(c, x, w, dy).dw;
+
+    const xTensor = tf.tensor4d(x, c.xShape);
+    const dyTensor = tf.tensor4d(dy, dyShape);
+    const dw = conv2dBackpropFilter(xTensor, dyTensor, c.filterShape, c.strides, c.pad);
+
+    expect(dw.shape).toEqual(c.filterShape);
+    expectClose(dw.dataSync(), expected);
+    tf.dispose([xTensor, dyTensor, dw]);
+  });
+
+  it.each([CASES[0]!, CASES[4]!, CASES[6]!])('forward conv2d matches float64 reference: $name', (c) => {
+    const { x, w } = makeInputs(c);
+    const xTensor = tf.tensor4d(x, c.xShape);
+    const filter = tf.tensor4d(w, c.filterShape);
+
+    const y = tf.conv2d(xTensor, filter, c.strides, c.pad);
+
+    expectClose(y.dataSync(), referenceForward(c, x, w));
+    tf.dispose([xTensor, filter, y]);
+  });
+
+  it('empty batch gives zero filter gradient and empty input gradient', () => {
+    const x = tf.zeros([0, 4, 4, 3]) as tf.Tensor4D;
+    const dy = tf.zeros([0, 4, 4, 5]) as tf.Tensor4D;
+    const filter = tf.ones([3, 3, 3, 5]) as tf.Tensor4D;
+
+    const dw = conv2dBackpropFilter(x, dy, [3, 3, 3, 5], 1, 'same');
+    const dx = conv2dBackpropInput([0, 4, 4, 3], dy, filter, 1, 'same');
+
+    expect(dw.shape).toEqual([3, 3, 3, 5]);
+    expect(Array.from(dw.dataSync()).every((v) => v === 0)).toBe(true);
+    expect(dx.shape).toEqual([0, 4, 4, 3]);
+    tf.dispose([x, dy, filter, dw, dx]);
+  });
+
+  it('kernels leave tensor and data counts unchanged', () => {
+    const c = CASES[0]!;
+    const { x, w, dy, dyShape } = makeInputs(c);
+    const inputs = [
+      tf.tensor4d(x, c.xShape),
+      tf.tensor4d(w, c.filterShape),
+      tf.tensor4d(dy, dyShape),
+    ] as const;
+    const tensorsBefore = tf.memory().numTensors;
+    const dataIdsBefore = tf.engine().backend.numDataIds();
+
+    for (let step = 0; step < 3; step++) {
+      tf.dispose([
+        conv2dBackpropInput(c.xShape, inputs[2], inputs[1], 1, c.pad),
+        conv2dBackpropFilter(inputs[0], inputs[2], c.filterShape, 1, c.pad),
+        tf.conv2d(inputs[0], inputs[1], 1, c.pad),
+      ]);
+    }
+
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+    expect(tf.engine().backend.numDataIds()).toBe(dataIdsBefore);
+    tf.dispose([...inputs]);
+  });
+
+  it('tf.grads through conv2d matches reference and does not leak', () => {
+    const c = CASES[4]!;
+    const { x, w, dy, dyShape } = makeInputs(c);
+    const expected = referenceGradients(c, x, w, dy);
+    const xTensor = tf.tensor4d(x, c.xShape);
+    const filter = tf.tensor4d(w, c.filterShape);
+    const weights = tf.tensor4d(dy, dyShape);
+    const tensorsBefore = tf.memory().numTensors;
+
+    // d/dx Σ conv2d(x, w)·dy is the input gradient of dy, and likewise for w.
+    const loss = (a: tf.Tensor, b: tf.Tensor) =>
+      tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.strides, c.pad), weights));
+    const [dx, dw] = tf.grads(loss)([xTensor, filter]);
+
+    expectClose(dx!.dataSync(), expected.dx);
+    expectClose(dw!.dataSync(), expected.dw);
+    tf.dispose([dx!, dw!]);
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+    tf.dispose([xTensor, filter, weights]);
+  });
+
+  it('rejects NCHW, unknown pad and a wrong dy shape', () => {
+    const x = tf.zeros([1, 4, 4, 2]) as tf.Tensor4D;
+    const dy = tf.zeros([1, 4, 4, 3]) as tf.Tensor4D;
+    const filter = tf.zeros([3, 3, 2, 3]) as tf.Tensor4D;
+    const attrs = { strides: 1, pad: 'same', dataFormat: 'NCHW', filterShape: [3, 3, 2, 3] };
+
+    expect(() => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, attrs)).toThrow(
+      /dataFormat must be 'NHWC', got "NCHW"/,
+    );
+    expect(() => conv2dBackpropFilter(x, dy, [3, 3, 2, 3], 1, 'full' as 'same')).toThrow(
+      /pad must be 'same' or 'valid', got "full"/,
+    );
+    expect(() => conv2dBackpropFilter(x, dy, [3, 3, 2, 3], 1, 'valid')).toThrow(
+      /dy must have the forward output shape \[1,2,2,3\]/,
+    );
+    expect(() => conv2dBackpropInput([1, 4, 4, 2], dy, filter, 0, 'same')).toThrow(
+      /strides must be positive integers, got 0/,
+    );
+    tf.dispose([x, dy, filter]);
+  });
+});
+
+describe('gradients registered for the model ops on wasm', () => {
+  beforeAll(() => useBackend('wasm'));
+
+  // Each case: f(x) whose Σ f(x)·r is differentiated, and the expected dx from the calculus by hand.
+  const X = [-1.5, -0.25, 0.5, 2, 0.75, -3];
+  const R = [0.5, -1, 2, 0.25, -0.5, 1];
+  type GradCase = {
+    name: string;
+    f: (x: tf.Tensor2D) => tf.Tensor;
+    dx: (x: number[], r: number[]) => number[];
+  };
+  const GRAD_CASES: GradCase[] = [
+    {
+      name: 'leakyRelu',
+      f: (x) => tf.leakyRelu(x, 0.2),
+      dx: (x, r) => x.map((v, i) => (v > 0 ? 1 : 0.2) * r[i]!),
+    },
+    { name: 'relu', f: (x) => tf.relu(x), dx: (x, r) => x.map((v, i) => (v > 0 ? r[i]! : 0)) },
+    { name: 'tanh', f: (x) => tf.tanh(x), dx: (x, r) => x.map((v, i) => (1 - Math.tanh(v) ** 2) * r[i]!) },
+    { name: 'mul', f: (x) => tf.mul(x, x), dx: (x, r) => x.map((v, i) => 2 * v * r[i]!) },
+    {
+      name: 'where',
+      f: (x) => tf.where(tf.greater(x, 0), x, tf.mul(x, 3)),
+      dx: (x, r) => x.map((v, i) => (v > 0 ? 1 : 3) * r[i]!),
+    },
+    {
+      // Columns 1 and 2 of x, then column 0 of 2x.
+      name: 'concat and slice',
+      f: (x) => tf.slice(tf.concat([x, tf.mul(x, 2)], 1), [0, 1], [2, 3]),
+      dx: (_x, r) => [0, 1].flatMap((row) => [2 * r[3 * row + 2]!, r[3 * row]!, r[3 * row + 1]!]),
+    },
+  ];
+
+  it.each(GRAD_CASES)('elementwise gradient of $name', ({ f, dx }) => {
+    const x = tf.tensor2d(X, [2, 3]);
+    const r = tf.tensor2d(R, [2, 3]);
+    const [g] = tf.grads((a: tf.Tensor) => tf.sum(tf.mul(f(a as tf.Tensor2D), r)))([x]);
+    expectClose(g!.dataSync(), dx(X, R));
+    tf.dispose([x, r, g!]);
+  });
+
+  it('gradients of mean, sum, matMul, reshape and broadcastTo', () => {
+    const x = tf.tensor2d(X, [2, 3]);
+    const b = tf.tensor2d([1, 2, 3, 4, 5, 6], [3, 2]);
+    // L = Σ (x·b) + mean(x)·6 + Σ broadcastTo(reshape(Σ_rows x, [1,3]), [2,3])
+    const loss = (a: tf.Tensor, m: tf.Tensor) =>
+      tf.addN([
+        tf.sum(tf.matMul(a as tf.Tensor2D, m as tf.Tensor2D)),
+        tf.mul(tf.mean(a), 6),
+        tf.sum(tf.broadcastTo(tf.reshape(tf.sum(a, 0), [1, 3]), [2, 3])),
+      ]);
+    const [dx, db] = tf.grads(loss)([x, b]);
+
+    // dL/dx[i,k] = Σ_j b[k,j] + 1 + 2, and dL/db[k,j] = Σ_i x[i,k].
+    expectClose(dx!.dataSync(), [6, 10, 14, 6, 10, 14]);
+    expectClose(db!.dataSync(), [0.5, 0.5, 0.5, 0.5, -2.5, -2.5]);
+    tf.dispose([x, b, dx!, db!]);
+  });
+});
+
+describe('registerProjectKernels', () => {
+  it('keeps the same kernels when called twice', () => {
+    registerProjectKernels('wasm');
+    const first = getKernel('Conv2DBackpropFilter', 'wasm');
+    registerProjectKernels('wasm');
+    expect(getKernel('Conv2DBackpropFilter', 'wasm')).toBe(first);
+  });
+});
