@@ -152,10 +152,22 @@ describe('loadMnist', () => {
       );
     });
 
+    it('rejects an empty image file', () => {
+      const empty = Buffer.from(images.subarray(0, 16));
+      empty.writeUInt32BE(0, 4);
+      writeFileSync(join(dir, IMAGES), empty);
+
+      expect(loadCopy()).toThrow(
+        /t10k-images-idx3-ubyte: invalid IDX file at byte offset 4: expected at least one image of at least 1 x 1 pixels, found \[0,28,28\]/,
+      );
+    });
+
     it('names a missing file', () => {
       rmSync(join(dir, LABELS));
 
-      expect(loadCopy()).toThrow(/cannot read data file .*t10k-labels-idx1-ubyte \(ENOENT\)/);
+      expect(loadCopy()).toThrow(
+        /data file .*t10k-labels-idx1-ubyte not found; set dataDir to a folder that contains t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, or leave it unset/,
+      );
     });
   });
 

