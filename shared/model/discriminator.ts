@@ -48,7 +48,7 @@ export class Discriminator {
     const linear = this.head.forward(features, keepForBackward); // [N,1]
     const logits = tf.tidy(() => {
       const projection = tf.sum(tf.mul(features, tf.matMul(oneHot, this.embedding)), 1); // [N,F]·[N,F] -> [N]
-      return tf.add(tf.reshape(linear, [-1]), projection);
+      return tf.add(tf.reshape(linear, [images.shape[0]]), projection); // [N,1] -> [N]
     }) as tf.Tensor1D;
     linear.dispose();
 
@@ -67,7 +67,7 @@ export class Discriminator {
     if (cache === undefined) throw new Error('discriminator backward called without a training forward');
     const [n, hh, ww, f] = cache.spatial as [number, number, number, number];
 
-    const dl = tf.reshape(dLogits, [-1, 1]) as tf.Tensor2D; // [N] -> [N,1]
+    const dl = tf.reshape(dLogits, [n, 1]) as tf.Tensor2D; // [N] -> [N,1]
     if (grads !== undefined) {
       // d embedding = onehotᵀ·(dl ⊙ h): [K,N]x[N,F] -> [K,F]
       accumulateGrad(grads, 'D/embedding', tf.tidy(() => tf.matMul(cache.oneHot, tf.mul(dl, cache.features), true, false)));

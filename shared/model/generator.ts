@@ -78,7 +78,7 @@ export class Generator {
       dh.dispose();
       dh = next;
     }
-    const dFlat = tf.reshape(dh, [dh.shape[0], -1]) as tf.Tensor2D; // [N,4,4,C] -> [N,16C]
+    const dFlat = tf.reshape(dh, [dh.shape[0], 16 * this.preset.genBaseChannels]) as tf.Tensor2D; // [N,4,4,C] -> [N,16C]
     dh.dispose();
     this.dense.backward(dFlat, grads, false);
     dFlat.dispose();
