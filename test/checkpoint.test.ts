@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import {
   cpSync,
   existsSync,
@@ -10,7 +11,8 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   CheckpointError,
@@ -42,7 +44,8 @@ function makeCheckpoint(step: number): Checkpoint {
  * Rejects when the script exits before it prints.
  */
 async function runAndKill(script: string, delayMs: number): Promise<void> {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+  const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href; // works from any cwd
+  const child = spawn(process.execPath, ['--import', tsxLoader, script], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise<void>((resolveExit) => child.once('exit', () => resolveExit()));
@@ -207,7 +210,7 @@ describe('checkpoint', () => {
       // checkpoint k has all values equal to k, so a mix of two writes or a partial file shows. This
       // covers a process crash; a power loss also depends on the fsync calls, which no test here reaches.
       const writerScript = join(root, 'writer.mts');
-      const checkpointModule = resolve('shared/io/checkpoint.ts');
+      const checkpointModule = fileURLToPath(new URL('../shared/io/checkpoint.ts', import.meta.url));
       writeFileSync(
         writerScript,
         `import { writeCheckpoint } from ${JSON.stringify(checkpointModule)};
