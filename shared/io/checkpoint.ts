@@ -221,7 +221,7 @@ async function readCheckpointFile(file: string): Promise<Buffer> {
     return await readFile(file);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const reason = code === 'ENOENT' ? 'is missing' : `cannot be read (${code})`;
+    const reason = code === 'ENOENT' ? 'is missing' : `could not be read (${code})`;
     throw new CheckpointError(
       `checkpoint file ${file} ${reason}; pass a checkpoint directory that cbn-train wrote, or start without resume`,
     );

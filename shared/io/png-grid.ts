@@ -58,8 +58,9 @@ export function encodeSampleGrid(images: Float32Array, layout: SampleGridLayout)
 
 /**
  * Writes a grayscale PNG grid of images (see `encodeSampleGrid`) to `path` atomically. The PNG goes to a
- * temp file in the same directory, is flushed with fsync and renamed over `path`, so a viewer never reads a
- * partial image and a crash never leaves one. A missing parent directory is created.
+ * temp file in the same directory, is flushed with fsync and renamed over `path`, so neither a viewer nor
+ * a crash finds a partial image at `path`. A crash can leave the hidden temp file behind. A missing parent
+ * directory is created.
  * @param images [N,H,W,1] in [-1, 1]
  */
 export async function writeSampleGrid(
