@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
+import { useBackend } from './support/backend.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { LocalCollective } from '../shared/collective/collective.js';
 import { Discriminator } from '../shared/model/discriminator.js';
@@ -50,7 +50,7 @@ function expectGradsMatch(store: ParamStore, grads: GradMap, reference: tf.Named
 }
 
 beforeAll(async () => {
-  await tf.setBackend('cpu');
+  await useBackend('cpu');
 });
 
 describe('pausable backward', () => {

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
+import { useBackend } from './support/backend.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { InProcessGroup } from '../shared/collective/in-process.js';
 import { parseJobConfig } from '../shared/config/job.js';
@@ -9,7 +9,7 @@ import { shardsForStep, TEST_PRESET, trainReplicas } from './support/replicas.js
 import { maxRelativeError } from './support/tensors.js';
 
 // N replicas on a global batch must reproduce one replica on that batch: same parameters, same moving
-// statistics, same optimizer slots. Runs on the cpu backend with a small preset.
+// statistics, same optimizer slots. Small preset, project kernels registered.
 
 const TOLERANCE = 1e-4;
 
@@ -25,15 +25,15 @@ function disposeAll(replicas: GanReplica[]): void {
   for (const replica of replicas) replica.dispose();
 }
 
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-});
+describe.each(['wasm', 'cpu'] as const)('data-parallel replicas, sync BN, %s backend', (backend) => {
+  beforeAll(async () => {
+    await useBackend(backend);
+  });
 
-describe('data-parallel replicas, sync BN', () => {
   it('3 workers with shards 4/3/3 equal 1 worker for 3 steps', async () => {
     const job = { batch: 10, seed: 3, bn: 'sync' as const, lr: 1e-3 };
-    const [single] = await trainReplicas(job, 1, 3, 'one');
-    const three = await trainReplicas(job, 3, 3, 'three');
+    const [single] = await trainReplicas(job, 1, 3, `one-${backend}`);
+    const three = await trainReplicas(job, 3, 3, `three-${backend}`);
 
     for (const [rank, replica] of three.entries()) expectSameState(replica, single!, `rank ${rank}`);
     expect(three[1]!.checksum()).toBe(three[0]!.checksum());
@@ -43,22 +43,26 @@ describe('data-parallel replicas, sync BN', () => {
 
   it('4 workers on a global batch of 3 (one empty shard) equal 1 worker', async () => {
     const job = { batch: 3, seed: 5, bn: 'sync' as const, lr: 1e-3 };
-    const [single] = await trainReplicas(job, 1, 3, 'one-b');
-    const four = await trainReplicas(job, 4, 3, 'four');
+    const [single] = await trainReplicas(job, 1, 3, `one-b-${backend}`);
+    const four = await trainReplicas(job, 4, 3, `four-${backend}`);
 
     for (const [rank, replica] of four.entries()) expectSameState(replica, single!, `rank ${rank}`);
     disposeAll([single!, ...four]);
   });
 
   it('detects that the test can fail: a different seed diverges', async () => {
-    const [a] = await trainReplicas({ batch: 4, seed: 1 }, 1, 1, 'seed-a');
-    const [b] = await trainReplicas({ batch: 4, seed: 2 }, 1, 1, 'seed-b');
+    const [a] = await trainReplicas({ batch: 4, seed: 1 }, 1, 1, `seed-a-${backend}`);
+    const [b] = await trainReplicas({ batch: 4, seed: 2 }, 1, 1, `seed-b-${backend}`);
     expect(a!.checksum()).not.toBe(b!.checksum());
     disposeAll([a!, b!]);
   });
 });
 
 describe('data-parallel replicas, local BN', () => {
+  beforeAll(async () => {
+    await useBackend('wasm');
+  });
+
   it('updates moving statistics from the merged moments of all shards', async () => {
     const job = parseJobConfig({ batch: 10, seed: 4, bn: 'local', checkParamsEvery: 0 });
     const group = new InProcessGroup(3);
@@ -102,6 +106,10 @@ describe('data-parallel replicas, local BN', () => {
 });
 
 describe('training step memory', () => {
+  beforeAll(async () => {
+    await useBackend('wasm');
+  });
+
   it('leaks no tensors across 5 steps', async () => {
     const job = parseJobConfig({ batch: 6, seed: 1, checkParamsEvery: 1 });
     const group = new InProcessGroup(2);

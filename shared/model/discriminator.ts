@@ -3,6 +3,7 @@ import { DiscResBlock } from './disc-resblock.js';
 import { Dense } from './layers/dense.js';
 import { ParamStore, accumulateGrad, type GradMap } from './params.js';
 import type { ModelPreset } from './presets.js';
+import { matMulOrZeros, sumOrZeros } from './layers/empty-safe.js';
 
 /**
  * Projection discriminator:
@@ -41,13 +42,13 @@ export class Discriminator {
       h.dispose();
       h = next;
     }
-    const features = tf.sum(h, [1, 2]) as tf.Tensor2D; // [N,H,W,F] -> [N,F]
+    const features = sumOrZeros(h, [1, 2]) as tf.Tensor2D; // [N,H,W,F] -> [N,F]
     const spatial = h.shape;
     h.dispose();
 
     const linear = this.head.forward(features, keepForBackward); // [N,1]
     const logits = tf.tidy(() => {
-      const projection = tf.sum(tf.mul(features, tf.matMul(oneHot, this.embedding)), 1); // [N,F]·[N,F] -> [N]
+      const projection = sumOrZeros(tf.mul(features, matMulOrZeros(oneHot, this.embedding as tf.Tensor2D)), [1]); // [N,F]·[N,F] -> [N]
       return tf.add(tf.reshape(linear, [images.shape[0]]), projection); // [N,1] -> [N]
     }) as tf.Tensor1D;
     linear.dispose();
@@ -70,10 +71,10 @@ export class Discriminator {
     const dl = tf.reshape(dLogits, [n, 1]) as tf.Tensor2D; // [N] -> [N,1]
     if (grads !== undefined) {
       // d embedding = onehotᵀ·(dl ⊙ h): [K,N]x[N,F] -> [K,F]
-      accumulateGrad(grads, 'D/embedding', tf.tidy(() => tf.matMul(cache.oneHot, tf.mul(dl, cache.features), true, false)));
+      accumulateGrad(grads, 'D/embedding', tf.tidy(() => matMulOrZeros(cache.oneHot, tf.mul(dl, cache.features) as tf.Tensor2D, true, false)));
     }
     const dFromHead = this.head.backward(dl, grads, true)!; // [N,F]
-    const dFeatures = tf.tidy(() => tf.add(dFromHead, tf.mul(dl, tf.matMul(cache.oneHot, this.embedding)))) as tf.Tensor2D;
+    const dFeatures = tf.tidy(() => tf.add(dFromHead, tf.mul(dl, matMulOrZeros(cache.oneHot, this.embedding as tf.Tensor2D)))) as tf.Tensor2D;
     dFromHead.dispose();
     dl.dispose();
     this.releaseHead();

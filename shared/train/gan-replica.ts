@@ -13,6 +13,7 @@ import type { NamedTensor, StepResult } from '../rpc/types.js';
 import { Adam } from './adam.js';
 import { exportState, importState, stateChecksum, type StateEntries } from './replica-state.js';
 import { TimedCollective } from './timed-collective.js';
+import { sumOrZeros } from '../model/layers/empty-safe.js';
 
 /** One replica's share of a global batch, as the worker receives it. */
 export interface ShardBatch {
@@ -112,7 +113,7 @@ export class GanReplica {
       const fakeLogits = tf.slice(logits, n, n);
       const realMargin = tf.sub(1, realLogits);
       const fakeMargin = tf.add(1, fakeLogits);
-      const lossSum = tf.add(tf.sum(tf.relu(realMargin)), tf.sum(tf.relu(fakeMargin)));
+      const lossSum = tf.add(sumOrZeros(tf.relu(realMargin), [0]), sumOrZeros(tf.relu(fakeMargin), [0]));
       const dReal = tf.mul(tf.cast(tf.greater(realMargin, 0), 'float32'), -scale);
       const dFake = tf.mul(tf.cast(tf.greater(fakeMargin, 0), 'float32'), scale);
       return { loss: tf.mul(lossSum, scale), dLogits: tf.concat([dReal, dFake]) as tf.Tensor1D };
@@ -137,7 +138,7 @@ export class GanReplica {
 
     const logits = this.discriminator.forward(images, ctx.oneHot, true); // [n]
     images.dispose();
-    const loss = tf.tidy(() => tf.mul(tf.sum(logits), -scale));
+    const loss = tf.tidy(() => tf.mul(sumOrZeros(logits, [0]), -scale));
     const dLogits = tf.fill([batch.count], -scale) as tf.Tensor1D;
     logits.dispose();
     const dImages = this.discriminator.backward(dLogits, undefined, true)!;

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { biasedVariance, emptyMoments, type Moments } from '../moments.js';
 import { accumulateGrad, type GradMap, type ParamStore } from '../params.js';
+import { matMulOrZeros, sumOrZeros } from './empty-safe.js';
 
 /** Options of a conditional batch-norm layer. */
 export interface CbnOptions {
@@ -93,9 +94,9 @@ export class ConditionalBatchNorm {
 
     const invStd = tf.tidy(() => tf.rsqrt(tf.add(tf.tensor1d(toFloat32(variance)), this.epsilon))) as tf.Tensor1D;
     const xHat = tf.tidy(() => tf.mul(tf.sub(x, tf.tensor1d(toFloat32(stats.mean))), invStd)) as tf.Tensor4D;
-    const gammaRows = tf.tidy(() => tf.reshape(tf.matMul(oneHot, this.gamma), [n, 1, 1, this.channels])) as tf.Tensor4D;
+    const gammaRows = tf.tidy(() => tf.reshape(matMulOrZeros(oneHot, this.gamma as tf.Tensor2D), [n, 1, 1, this.channels])) as tf.Tensor4D;
     const y = tf.tidy(() => {
-      const betaRows = tf.reshape(tf.matMul(oneHot, this.beta), [n, 1, 1, this.channels]); // [N,K]x[K,C] -> [N,1,1,C]
+      const betaRows = tf.reshape(matMulOrZeros(oneHot, this.beta as tf.Tensor2D), [n, 1, 1, this.channels]); // [N,K]x[K,C] -> [N,1,1,C]
       return tf.add(tf.mul(gammaRows, xHat), betaRows);
     }) as tf.Tensor4D;
 
@@ -175,10 +176,10 @@ export class ConditionalBatchNorm {
 
   private accumulateAffineGrads(dy: tf.Tensor4D, cache: ForwardCache, grads: GradMap): void {
     const [dGamma, dBeta] = tf.tidy(() => {
-      const oneHotT = tf.transpose(cache.oneHot); // [N,K] -> [K,N]
-      const dyXHatPerSample = tf.sum(tf.mul(dy, cache.xHat), [1, 2]); // [N,H,W,C] -> [N,C]
-      const dyPerSample = tf.sum(dy, [1, 2]); // [N,C]
-      return [tf.matMul(oneHotT, dyXHatPerSample), tf.matMul(oneHotT, dyPerSample)]; // [K,C]
+      const dyXHatPerSample = sumOrZeros(tf.mul(dy, cache.xHat), [1, 2]) as tf.Tensor2D; // [N,H,W,C] -> [N,C]
+      const dyPerSample = sumOrZeros(dy, [1, 2]) as tf.Tensor2D; // [N,C]
+      // onehotᵀ·per-sample sums: [K,N]x[N,C] -> [K,C]
+      return [matMulOrZeros(cache.oneHot, dyXHatPerSample, true), matMulOrZeros(cache.oneHot, dyPerSample, true)];
     });
     accumulateGrad(grads, `${this.name}/gamma`, dGamma!);
     accumulateGrad(grads, `${this.name}/beta`, dBeta!);

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { accumulateGrad, type GradMap, type ParamStore } from '../params.js';
-import { conv2dBackpropFilter, conv2dBackpropInput } from './conv-backprop.js';
+import { conv2dBackpropFilter, conv2dBackpropInput } from '../../kernels/conv-backprop.js';
+import { sumOrZeros } from './empty-safe.js';
 
 /**
  * A stride-1 convolution with 'same' padding ("k×k conv" in the model descriptions) and an optional bias,
@@ -54,14 +55,14 @@ export class Conv2d {
     if (grads !== undefined) {
       const dKernel = empty
         ? tf.zerosLike(this.kernel)
-        : conv2dBackpropFilter(x, dy, this.kernel.shape as [number, number, number, number], 'same');
+        : conv2dBackpropFilter(x, dy, this.kernel.shape as [number, number, number, number], 1, 'same');
       accumulateGrad(grads, `${this.name}/kernel`, dKernel);
-      if (this.bias !== undefined) accumulateGrad(grads, `${this.name}/bias`, tf.sum(dy, [0, 1, 2])); // -> [Cout]
+      if (this.bias !== undefined) accumulateGrad(grads, `${this.name}/bias`, sumOrZeros(dy, [0, 1, 2])); // -> [Cout]
     }
 
     let dx: tf.Tensor4D | undefined;
     if (needInputGrad) {
-      dx = empty ? tf.zeros(x.shape) : conv2dBackpropInput(x.shape, dy, this.kernel as tf.Tensor4D, 'same');
+      dx = empty ? tf.zeros(x.shape) : conv2dBackpropInput(x.shape, dy, this.kernel as tf.Tensor4D, 1, 'same');
     }
     this.release();
     return dx;

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { accumulateGrad, type GradMap, type ParamStore } from '../params.js';
+import { matMulOrZeros, sumOrZeros } from './empty-safe.js';
 
 /** A fully connected layer y = x·W + b with a hand-written backward. */
 export class Dense {
@@ -21,7 +22,7 @@ export class Dense {
   forward(x: tf.Tensor2D, keepForBackward: boolean): tf.Tensor2D {
     this.release();
     if (keepForBackward) this.input = x.clone();
-    return tf.tidy(() => tf.add(tf.matMul(x, this.kernel as tf.Tensor2D), this.bias));
+    return tf.tidy(() => tf.add(matMulOrZeros(x, this.kernel as tf.Tensor2D), this.bias));
   }
 
   /** Accumulates dW = xᵀ·dy and db = Σ_N dy; returns dx = dy·Wᵀ when `needInputGrad`. */
@@ -29,10 +30,10 @@ export class Dense {
     const x = this.input;
     if (x === undefined) throw new Error(`${this.name}: backward called without a training forward`);
     if (grads !== undefined) {
-      accumulateGrad(grads, `${this.name}/kernel`, tf.matMul(x, dy, true, false)); // [in,N]x[N,out] -> [in,out]
-      accumulateGrad(grads, `${this.name}/bias`, tf.sum(dy, 0)); // [N,out] -> [out]
+      accumulateGrad(grads, `${this.name}/kernel`, matMulOrZeros(x, dy, true, false)); // [in,N]x[N,out] -> [in,out]
+      accumulateGrad(grads, `${this.name}/bias`, sumOrZeros(dy, [0])); // [N,out] -> [out]
     }
-    const dx = needInputGrad ? (tf.matMul(dy, this.kernel as tf.Tensor2D, false, true) as tf.Tensor2D) : undefined;
+    const dx = needInputGrad ? matMulOrZeros(dy, this.kernel as tf.Tensor2D, false, true) : undefined;
     this.release();
     return dx;
   }

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { meanOrEmpty, sumOrZeros } from './empty-safe.js';
 
 // Both resamplings are written with reshape, broadcast and mean, whose gradients exist on every backend
 // (wasm registers no ResizeNearestNeighborGrad or AvgPoolGrad kernel).
@@ -16,14 +17,14 @@ export function upsample2x(x: tf.Tensor4D): tf.Tensor4D {
 /** Gradient of `upsample2x`: the sum of each 2×2 window, [N,2H,2W,C] -> [N,H,W,C]. */
 export function upsample2xBackward(dy: tf.Tensor4D): tf.Tensor4D {
   const [n, h2, w2, c] = dy.shape;
-  return tf.tidy(() => tf.sum(tf.reshape(dy, [n, h2 / 2, 2, w2 / 2, 2, c]), [2, 4])); // [N,H,2,W,2,C] -> [N,H,W,C]
+  return tf.tidy(() => sumOrZeros(tf.reshape(dy, [n, h2 / 2, 2, w2 / 2, 2, c]), [2, 4]) as tf.Tensor4D); // [N,H,2,W,2,C] -> [N,H,W,C]
 }
 
 /** 2×2 average pooling with stride 2: [N,H,W,C] -> [N,H/2,W/2,C]. H and W must be even. */
 export function avgPool2x(x: tf.Tensor4D): tf.Tensor4D {
   const [n, h, w, c] = x.shape;
   if (h % 2 !== 0 || w % 2 !== 0) throw new Error(`avgPool2x needs even height and width, got ${h}×${w}`);
-  return tf.tidy(() => tf.mean(tf.reshape(x, [n, h / 2, 2, w / 2, 2, c]), [2, 4])); // -> [N,H/2,W/2,C]
+  return tf.tidy(() => meanOrEmpty(tf.reshape(x, [n, h / 2, 2, w / 2, 2, c]), [2, 4]) as tf.Tensor4D); // -> [N,H/2,W/2,C]
 }
 
 /** Gradient of `avgPool2x`: each input of a window gets a quarter of its output's gradient. */
