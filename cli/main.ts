@@ -12,6 +12,7 @@ const program = new Command('cbn-train')
 
 const commandModules: Promise<{ register(program: Command): void }>[] = [
   // Each entry registers one subcommand.
+  import('./commands/bench.js'),
 ];
 
 for (const module of await Promise.all(commandModules)) module.register(program);
