@@ -220,6 +220,11 @@ describe('deploy/k8s manifests', () => {
     expect(redisConf).toMatch(/^maxmemory-policy noeviction$/m);
   });
 
+  it('route workers to a coordinator that is not ready', () => {
+    const service = find('Service', 'cbn-coordinator')!;
+    expect(service.spec.publishNotReadyAddresses).toBe(true);
+  });
+
   it('run the coordinator in queue mode with time to checkpoint', () => {
     const coordinator = find('Deployment', 'cbn-coordinator')!;
     expect(podSpec(coordinator).containers[0].args).toEqual(['coordinator', '--queue']);
