@@ -5,6 +5,8 @@ import { ReductionService, type ReductionMember } from '../coordinator/reduction
 import { WorkerRegistry } from '../coordinator/registry.js';
 import { startCoordinatorServer, type CoordinatorServer } from '../coordinator/coordinator-server.js';
 import { GrpcCollective } from '../worker/grpc-collective.js';
+import * as grpc from '@grpc/grpc-js';
+import { CHANNEL_OPTIONS, loadProtos } from '../shared/rpc/proto.js';
 
 const silent = pino({ level: 'silent' });
 
@@ -172,6 +174,27 @@ describe('GrpcCollective through the coordinator star', () => {
 
     await expect(pending).rejects.toThrow(/ABORTED: .*worker w1 stopped answering/);
     await expect(ranks[1]!.allReduceSum('op2', new Float32Array(4))).rejects.toThrow(/job job-abort was aborted/);
+  });
+
+  it('fails at once when a rank disconnects mid-upload', async () => {
+    const ranks = join('job-disconnect', 2, 10_000);
+    const pending = ranks[0]!.allReduceSum('op', new Float32Array(1024));
+    const raw = new (loadProtos().CoordinatorClient)(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+    const stream = (raw as unknown as { Reduce(options: grpc.CallOptions): grpc.ClientDuplexStream<unknown, unknown> }).Reduce({});
+    stream.on('error', () => undefined);
+    const header = { jobId: 'job-disconnect', opId: 'op', rank: 1, workerId: 'w1', kind: 'REDUCE_KIND_SUM', dtype: 'DTYPE_FLOAT32', length: 1024, deadlineMs: 10_000, step: 4 };
+    const started = Date.now();
+
+    stream.write({ header, data: Buffer.alloc(0) });
+    stream.write({ data: Buffer.alloc(1024) });
+    await waitFor(() => reductions.pendingCount('job-disconnect') === 1);
+    stream.cancel();
+
+    await expect(pending).rejects.toThrow(
+      /UNAVAILABLE: .*rank 1 \(worker w1 at 127\.0\.0\.1:7001\) failed before finishing its contribution/,
+    );
+    expect(Date.now() - started).toBeLessThan(2_000);
+    raw.close();
   });
 
   it('rejects a worker id that does not own the rank', async () => {
