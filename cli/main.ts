@@ -12,6 +12,10 @@ const program = new Command('cbn-train')
 
 const commandModules: Promise<{ register(program: Command): void }>[] = [
   // Each entry registers one subcommand.
+  import('./commands/local.js'),
+  import('./commands/coordinator.js'),
+  import('./commands/worker.js'),
+  import('./commands/sample.js'),
   import('./commands/bench.js'),
 ];
 

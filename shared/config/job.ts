@@ -44,17 +44,18 @@ export type JobConfig = z.infer<typeof JobConfigSchema>;
 
 /**
  * Validates a job, throwing a UsageError that names the first invalid field and its value.
- * `source` says where the job came from (`options`, a file name) for the message.
+ * `source` says where the job came from (`options`, a file name) for the message, and `label` turns a field
+ * name into the name the user typed (`checkpointEvery` into `--checkpoint-every`).
  */
-export function parseJobConfig(input: unknown, source = 'job'): JobConfig {
+export function parseJobConfig(input: unknown, source = 'job', label: (field: string) => string = (f) => f): JobConfig {
   const result = JobConfigSchema.safeParse(input);
   if (result.success) return result.data;
 
   const issue = result.error.issues[0]!;
   if (issue.code === 'unrecognized_keys') {
-    throw new UsageError(`invalid ${source}: unknown field ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`);
+    throw new UsageError(`invalid ${source}: unknown field ${issue.keys.map((k) => JSON.stringify(label(k))).join(', ')}`);
   }
-  const field = issue.path.join('.') || '(root)';
+  const field = label(issue.path.join('.')) || '(root)';
   const value = lookup(input, issue.path);
   const shown = value === undefined ? '' : `, got ${JSON.stringify(value)}`;
   throw new UsageError(`invalid ${source}: ${field}: ${issue.message}${shown}`);

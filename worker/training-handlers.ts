@@ -1,0 +1,94 @@
+import type { Logger } from '../shared/runtime/logger.js';
+import type {
+  EndJobRequest,
+  GetStateRequest,
+  NamedTensor,
+  PutStateRequest,
+  RunStepRequest,
+  StartJobRequest,
+  StepResult,
+  WorkerHandlers,
+} from '../shared/rpc/types.js';
+import { GanReplica } from '../shared/train/gan-replica.js';
+import { GrpcCollective } from './grpc-collective.js';
+
+interface ActiveJob {
+  jobId: string;
+  replica: GanReplica;
+  collective: GrpcCollective;
+}
+
+/**
+ * The worker's side of a job: one GAN replica per job, driven by the coordinator's calls. A worker runs
+ * one job at a time; StartJob for a new job ends the previous one.
+ */
+export class TrainingHandlers implements WorkerHandlers {
+  private active: ActiveJob | undefined;
+
+  constructor(
+    private readonly options: { coordinatorAddress: string; workerId: string; logger: Logger },
+  ) {}
+
+  async startJob(request: StartJobRequest): Promise<void> {
+    this.endActive(`replaced by job ${request.jobId}`);
+    const collective = new GrpcCollective({
+      coordinatorAddress: this.options.coordinatorAddress,
+      jobId: request.jobId,
+      rank: request.rank,
+      worldSize: request.worldSize,
+      workerId: this.options.workerId,
+      deadlineMs: request.config.stepDeadlineMs,
+      logger: this.options.logger.child({ jobId: request.jobId, rank: request.rank }),
+    });
+    const replica = new GanReplica(request.jobId, request.config, collective);
+    this.active = { jobId: request.jobId, replica, collective };
+    this.options.logger.info(
+      { jobId: request.jobId, rank: request.rank, worldSize: request.worldSize, preset: request.config.preset },
+      'job started',
+    );
+  }
+
+  async runStep(request: RunStepRequest): Promise<StepResult> {
+    const job = this.require(request.jobId);
+    const { shard } = request;
+    job.collective.step = request.step;
+    return job.replica.trainStep({
+      step: request.step,
+      globalBatch: request.globalBatch,
+      images: shard.images,
+      labels: shard.labels,
+      globalIndices: shard.globalIndices,
+      count: shard.count,
+    });
+  }
+
+  async getState(request: GetStateRequest): Promise<NamedTensor[]> {
+    return this.require(request.jobId).replica.exportState();
+  }
+
+  async putState(request: PutStateRequest): Promise<void> {
+    this.require(request.jobId).replica.importState(request.tensors);
+  }
+
+  async endJob(request: EndJobRequest): Promise<void> {
+    if (this.active?.jobId !== request.jobId) return;
+    this.endActive(request.reason);
+  }
+
+  /** Releases the active job, if any (also called on shutdown). */
+  endActive(reason: string): void {
+    if (this.active === undefined) return;
+    this.options.logger.info({ jobId: this.active.jobId, reason }, 'job ended');
+    this.active.replica.dispose();
+    this.active.collective.close();
+    this.active = undefined;
+  }
+
+  private require(jobId: string): ActiveJob {
+    if (this.active?.jobId !== jobId) {
+      const current = this.active === undefined ? 'no job' : `job ${this.active.jobId}`;
+      throw new Error(`this worker runs ${current}, not job ${jobId}; the coordinator must call StartJob first`);
+    }
+    return this.active;
+  }
+}
