@@ -8,7 +8,7 @@
 import { pino } from 'pino';
 import { GrpcCollective } from '../worker/grpc-collective.js';
 
-/** What the parent passes to each rank. */
+/** Arguments the parent passes to each rank. */
 export interface AllReduceWorkerArgs {
   coordinatorAddress: string;
   rank: number;

@@ -11,8 +11,8 @@ import { ReductionError, type Contribution, type ReductionResult, type Reduction
 import type { WorkerRegistry } from './registry.js';
 
 /**
- * Largest buffer one rank may contribute, in bytes. A fused gradient of 64M float32 parameters fits; the cap
- * keeps a corrupt header from allocating gigabytes.
+ * Maximum buffer one rank may contribute, in bytes. A fused gradient of 64M float32 parameters fits, and the
+ * cap keeps a corrupt header from allocating gigabytes.
  */
 export const MAX_REDUCE_BYTES = 256 * 1024 * 1024;
 
@@ -123,7 +123,7 @@ function handleReduce(
 }
 
 async function sendResult(call: grpc.ServerDuplexStream<ReduceRequest, ReduceResponse>, result: ReductionResult): Promise<void> {
-  // dtype[1], partLengths[P]; then parts[0] ++ parts[1] ++ ... as raw little-endian chunks.
+  // Header {dtype, partLengths[P]}, then parts[0] ++ parts[1] ++ ... as raw little-endian chunks.
   const partLengths = result.parts.map((part) => part.length);
   await writeMessage(call, { header: { dtype: result.dtype, partLengths }, data: Buffer.alloc(0) });
   for (const part of result.parts) {

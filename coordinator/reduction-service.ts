@@ -74,9 +74,9 @@ interface Operation {
 }
 
 /**
- * The star of the gRPC collective. Every rank of a job sends its buffer for an operation id; when all ranks
+ * The star of the gRPC collective. Every rank of a job sends its buffer for an operation id. When all ranks
  * have delivered, the service sums the buffers in rank order (REDUCE_KIND_SUM) or lists them in rank order
- * (REDUCE_KIND_GATHER) and returns the same result to every rank. Summing in rank order, never in arrival
+ * (REDUCE_KIND_GATHER), and returns the same result to every rank. Summing in rank order, never in arrival
  * order, makes the float32 rounding identical on every run.
  *
  * Every failure fails the operation for all its ranks, never only for the caller, so that no rank waits for
@@ -115,7 +115,7 @@ export class ReductionService {
     this.log.info({ jobId, worldSize: sorted.length }, 'reductions opened');
   }
 
-  /** Fails the pending operations of a job with `reason` and forgets the job. */
+  /** Fails the pending operations of a job with `reason` and deletes the job's state. */
   closeJob(jobId: string, reason = 'job closed'): void {
     const job = this.jobs.get(jobId);
     if (job === undefined) return;
@@ -142,8 +142,8 @@ export class ReductionService {
 
   /**
    * Announces one rank's contribution from its header. Throws a ReductionError when the caller alone is at
-   * fault (unknown job, rank out of range, worker id not matching the rank); every other failure rejects the
-   * returned contribution's `result`, and those of the other ranks.
+   * fault: unknown job, rank out of range, or a worker id that does not own the rank. Every other failure
+   * rejects the `result` of this contribution and of the other ranks' contributions.
    */
   begin(header: ReduceHeader): Contribution {
     const job = this.jobFor(header);

@@ -139,7 +139,7 @@ export class WorkerClient {
       for (const chunk of encodeTensors(request.tensors)) await writeMessage(stream, { jobId: '', chunk });
       stream.end();
     } catch {
-      // The stream failed; `finished` carries the call's status.
+      // The stream failed, and `finished` rejects with the call's status.
     }
     await finished;
   }

@@ -14,7 +14,7 @@ export interface GrpcCollectiveOptions {
   jobId: string;
   rank: number;
   worldSize: number;
-  /** This worker's id; the coordinator checks it against the rank and names it in errors. */
+  /** This worker's id. The coordinator checks it against the rank and names it in errors. */
   workerId?: string;
   /** How long an operation may wait for the other ranks, in milliseconds (default 120 000). */
   deadlineMs?: number;
@@ -25,14 +25,14 @@ export interface GrpcCollectiveOptions {
  * The Collective of one worker, backed by the coordinator's Reduce star over gRPC. Each operation streams
  * the buffer to the coordinator in 1 MiB chunks and receives the result the same way.
  *
- * An operation fails, never hangs: the coordinator fails it after `deadlineMs` naming the silent ranks, and
- * the client gives up `REDUCE_CLIENT_GRACE_MS` later in case the coordinator itself is gone. Errors name the
- * operation id, the deadline, this rank and the step.
+ * An operation fails instead of hanging. The coordinator fails it `deadlineMs` after its first contribution,
+ * naming the silent ranks, and the client's own gRPC deadline passes `REDUCE_CLIENT_GRACE_MS` after that in
+ * case the coordinator itself is gone. Errors name the operation id, the deadline, this rank and the step.
  */
 export class GrpcCollective implements Collective {
   readonly rank: number;
   readonly worldSize: number;
-  /** Step named in errors and sent to the coordinator for its logs; the engine sets it at each step start. */
+  /** Step named in errors and in the coordinator's logs. The engine sets it at the start of each step. */
   step = 0;
 
   private readonly client: grpc.Client;
@@ -54,13 +54,13 @@ export class GrpcCollective implements Collective {
     this.client = new CoordinatorClient(options.coordinatorAddress, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
   }
 
-  /** Sums `data` over all ranks in rank order; see `Collective.allReduceSum`. */
+  /** Sums `data` over all ranks in rank order, as `Collective.allReduceSum` specifies. */
   async allReduceSum<T extends Float32Array | Float64Array>(opId: string, data: T): Promise<T> {
     const { values } = await this.reduce('REDUCE_KIND_SUM', opId, data);
     return values as T;
   }
 
-  /** Gathers one float64 buffer per rank, in rank order; see `Collective.allGather`. */
+  /** Gathers one float64 buffer per rank in rank order, as `Collective.allGather` specifies. */
   async allGather(opId: string, data: Float64Array): Promise<Float64Array[]> {
     const { values, header } = await this.reduce('REDUCE_KIND_GATHER', opId, data);
     const parts: Float64Array[] = [];
@@ -135,7 +135,7 @@ export class GrpcCollective implements Collective {
       });
     });
 
-    // header[1] then data chunks of `data` as raw little-endian bytes -> one contribution.
+    // One header message, then `data` as raw little-endian chunks of at most CHUNK_BYTES.
     const sent = (async () => {
       const header = {
         jobId: this.options.jobId,

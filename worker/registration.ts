@@ -22,14 +22,14 @@ export interface RegistrationOptions {
   attemptDeadlineMs?: number;
   /** Wait before the first retry, in milliseconds (default 500); it doubles up to `maxBackoffMs`. */
   initialBackoffMs?: number;
-  /** Longest wait between retries, in milliseconds (default 10 000). */
+  /** Maximum wait between retries, in milliseconds (default 10 000). */
   maxBackoffMs?: number;
   /** Time after which registration gives up, in milliseconds (default 300 000). */
   timeoutMs?: number;
   logger?: Logger;
 }
 
-/** The coordinator's answer to an accepted registration. */
+/** The coordinator's response to an accepted registration. */
 export interface Registration {
   /** Set when the coordinator had already assigned this worker a rank; otherwise StartJob brings it. */
   rank?: number;
@@ -43,8 +43,8 @@ const RETRYABLE_CODES = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_E
 /**
  * Registers this worker with the coordinator, retrying with exponential backoff while the coordinator is
  * unreachable, and logging every retry. Throws RegistrationRejectedError with the coordinator's message
- * when it rejects the worker (another protocol version or model hash); the worker should exit non-zero
- * with that message. Throws a plain Error after `timeoutMs` without an answer.
+ * when it rejects the worker for another protocol version or model hash, and the worker should then exit
+ * non-zero with that message. Throws a plain Error when no attempt succeeds within `timeoutMs`.
  */
 export async function registerWithCoordinator(options: RegistrationOptions): Promise<Registration> {
   const log = options.logger ?? createLogger('worker', { workerId: options.workerId });

@@ -51,7 +51,7 @@ export function allocate(dtype: WireDType, length: number): FloatArray {
 }
 
 /**
- * Collects raw chunks into a typed array of known length. Chunks may split elements anywhere; `finish`
+ * Collects raw chunks into a typed array of known length. Chunks may split elements anywhere, and `finish`
  * throws when the byte count does not match the announced length.
  */
 export class ChunkAssembler {

@@ -6,7 +6,7 @@ export const STEP_DEADLINE_MS = 120_000;
 
 /**
  * Extra time a reducing client waits beyond the operation's deadline, in milliseconds. The coordinator's
- * timer fires first and names the silent ranks; the client's own deadline only catches a lost coordinator.
+ * timer fires first and names the silent ranks, so the client's own deadline only catches a lost coordinator.
  */
 export const REDUCE_CLIENT_GRACE_MS = 2_000;
 

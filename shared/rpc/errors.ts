@@ -52,7 +52,7 @@ export class RpcError extends Error {
  */
 export function wrapCallError(call: string, error: unknown, context: CallContext): RpcError {
   const code = isServiceError(error) ? error.code : status.UNKNOWN;
-  const details = isServiceError(error) ? error.details : error instanceof Error ? error.message : String(error);
+  const details = isServiceError(error) ? error.details : messageOf(error);
   const message = `${call} failed for ${describeContext(context)}: ${statusName(code)}: ${details}`;
   return new RpcError(message, code, context, { cause: error });
 }

@@ -7,8 +7,8 @@ type ServingStatus = HealthCheckResponse['status'];
 
 /**
  * The standard `grpc.health.v1.Health` service. `Check` with an empty service name reports the server as a
- * whole; a known service name reports that service; an unknown name fails with NOT_FOUND, as the health
- * checking protocol specifies. Every service starts SERVING.
+ * whole, and with a known service name that service. An unknown name fails with NOT_FOUND, as the gRPC
+ * health checking protocol specifies. Every service starts SERVING.
  */
 export class HealthService {
   private readonly statuses = new Map<string, ServingStatus>();

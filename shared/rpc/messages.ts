@@ -1,7 +1,7 @@
 /**
  * TypeScript shapes of the protocol's messages as `@grpc/proto-loader` decodes them (see `loadProtos`):
  * camelCase fields, numbers for 64-bit integers, enum names as strings, Buffers for `bytes`. Only the
- * transport uses these; the handlers see the plain types of `types.ts`.
+ * transport uses these, and the handlers see the plain types of `types.ts`.
  */
 
 export type WireDType = 'DTYPE_UNSPECIFIED' | 'DTYPE_FLOAT32' | 'DTYPE_FLOAT64';

@@ -4,8 +4,8 @@ import type { NamedTensor } from './types.js';
 
 /**
  * Yields the chunks of a tensor stream (GetState, PutState). Each tensor is sent as consecutive chunks of at
- * most `chunkBytes` raw little-endian bytes; every chunk repeats the name, shape and dtype, and carries its
- * byte offset so that the receiver can check order and completeness.
+ * most `chunkBytes` raw little-endian bytes. Every chunk repeats the name, shape and dtype and carries its
+ * byte offset, so the receiver can check order and completeness.
  */
 export function* encodeTensors(tensors: readonly NamedTensor[], chunkBytes = CHUNK_BYTES): Generator<TensorChunk> {
   for (const tensor of tensors) {
@@ -33,7 +33,7 @@ export class TensorStreamDecoder {
       throw new Error(`tensor ${JSON.stringify(chunk.name)}: chunk at byte ${chunk.offset}, expected ${current.received}`);
     }
     if (current.received + chunk.data.length > current.bytes.length) {
-      throw new Error(`tensor ${JSON.stringify(chunk.name)}: more bytes than its shape [${chunk.shape.join(',')}] holds`);
+      throw new Error(`tensor ${JSON.stringify(chunk.name)}: received more bytes than its shape [${chunk.shape.join(',')}] contains`);
     }
     current.bytes.set(chunk.data, current.received);
     current.received += chunk.data.length;

@@ -3,7 +3,7 @@ import type { JobConfig } from '../config/job.js';
 /**
  * Plain TypeScript types of the Worker service. The transport (`worker/worker-server.ts`,
  * `coordinator/worker-client.ts`) converts between these and the wire messages. The training engine
- * implements `WorkerHandlers` and knows nothing about gRPC.
+ * implements `WorkerHandlers` without any gRPC code.
  */
 
 /** A float tensor with a name, as stored in checkpoints. Values are row-major in `shape`. */
@@ -27,7 +27,7 @@ export interface Shard {
   images: Uint8Array;
   // [count] uint8 class labels.
   labels: Uint8Array;
-  // [count] position of each sample in the global batch's sample order; noise is seeded from it.
+  // [count] position of each sample in the global batch's sample order. Noise is seeded from it.
   globalIndices: Uint32Array;
   count: number;
   height: number;
@@ -46,7 +46,7 @@ export interface RunStepRequest {
   shard: Shard;
 }
 
-/** What a worker reports after a step. */
+/** A worker's report of one step. */
 export interface StepResult {
   losses: Record<string, number>;
   timingsMs: Record<string, number>;
