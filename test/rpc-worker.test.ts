@@ -25,6 +25,7 @@ class RecordingHandlers implements WorkerHandlers {
     return { losses: { d: 1.25, g: -0.5 }, timingsMs: { forward: 12 }, paramChecksum: 42.5 };
   }
   async getState() {
+    if (this.stored.length === 0) throw new Error('no job is running');
     return this.stored;
   }
   async putState(request: { jobId: string; tensors: NamedTensor[] }) {
@@ -166,6 +167,19 @@ describe('worker server and client', () => {
         Buffer.from(sent.values.buffer, sent.values.byteOffset, sent.values.byteLength),
       )).toBe(true);
     }
+  });
+
+  it('reports a failed getState', async () => {
+    await expect(client.getState('j1')).rejects.toThrow(
+      `GetState failed for worker w1 at 127.0.0.1:${server.port}, job j1: INTERNAL: GetState failed on worker w1 at 127.0.0.1:${server.port}, job j1: no job is running`,
+    );
+  });
+
+  it('rejects a state with a duplicate name', async () => {
+    const tensor = { name: 'g/bias', shape: [2], values: Float32Array.of(1, 2) };
+
+    await expect(client.putState({ jobId: 'j1', tensors: [tensor, { ...tensor }] })).rejects.toThrow(/PutState failed .*INVALID_ARGUMENT: .*tensor "g\/bias" sent twice/);
+    expect(handlers.stored).toEqual([]);
   });
 
   it('answers health checks', async () => {

@@ -133,10 +133,10 @@ function workerImplementation(handlers: WorkerHandlers, identity: CallContext, l
     const decoder = new TensorStreamDecoder();
     let jobId: string | undefined;
     let failed = false;
-    const reject = (error: unknown) => {
+    const reject = (error: unknown, code?: grpc.status) => {
       if (failed) return;
       failed = true;
-      callback(fail('PutState', error, jobId === undefined ? {} : { jobId }));
+      callback(fail('PutState', error, jobId === undefined ? {} : { jobId }, code));
     };
 
     call.on('data', (message: PutStateRequest) => {
@@ -145,16 +145,19 @@ function workerImplementation(handlers: WorkerHandlers, identity: CallContext, l
         jobId ??= message.jobId;
         if (message.chunk !== undefined && message.chunk !== null) decoder.push(message.chunk);
       } catch (error) {
-        reject(error);
+        reject(error, grpc.status.INVALID_ARGUMENT);
       }
     });
     call.on('end', () => {
       if (failed) return;
-      run(async () => {
-        const tensors = decoder.finish();
-        await handlers.putState({ jobId: jobId ?? '', tensors });
-        return tensors.length;
-      }).then((tensorCount) => callback(null, { tensorCount }), reject);
+      let tensors;
+      try {
+        tensors = decoder.finish();
+      } catch (error) {
+        reject(error, grpc.status.INVALID_ARGUMENT);
+        return;
+      }
+      handlers.putState({ jobId: jobId ?? '', tensors }).then(() => callback(null, { tensorCount: tensors.length }), reject);
     });
   };
 

@@ -5,6 +5,8 @@ import type { Writable } from 'node:stream';
  * 64 MiB payload is not queued in memory all at once. Rejects when the stream closes or fails first.
  */
 export function writeMessage(stream: Writable, message: unknown): Promise<void> {
+  // A closed stream emits no more 'drain' or 'close' events, so waiting on it would never settle.
+  if (stream.destroyed || stream.writableEnded) return Promise.reject(new Error('stream already closed'));
   if (stream.write(message)) return Promise.resolve();
 
   return new Promise((resolve, reject) => {

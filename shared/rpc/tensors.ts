@@ -25,18 +25,19 @@ export class TensorStreamDecoder {
   private readonly names = new Set<string>();
   private current: { tensor: NamedTensor; bytes: Uint8Array; received: number } | undefined;
 
-  /** Adds one chunk. A chunk with a new name finishes the previous tensor. */
+  /** Adds one chunk. A chunk at offset 0 or with a new name finishes the previous tensor. */
   push(chunk: TensorChunk): void {
-    if (this.current === undefined || chunk.name !== this.current.tensor.name) this.begin(chunk);
-    const current = this.current!;
-    if (chunk.offset !== current.received) {
-      throw new Error(`tensor ${JSON.stringify(chunk.name)}: chunk at byte ${chunk.offset}, expected ${current.received}`);
+    const current = this.current;
+    if (current === undefined || chunk.name !== current.tensor.name || chunk.offset === 0) this.begin(chunk);
+    const tensor = this.current!;
+    if (chunk.offset !== tensor.received) {
+      throw new Error(`tensor ${JSON.stringify(chunk.name)}: chunk at byte ${chunk.offset}, expected ${tensor.received}`);
     }
-    if (current.received + chunk.data.length > current.bytes.length) {
+    if (tensor.received + chunk.data.length > tensor.bytes.length) {
       throw new Error(`tensor ${JSON.stringify(chunk.name)}: received more bytes than its shape [${chunk.shape.join(',')}] contains`);
     }
-    current.bytes.set(chunk.data, current.received);
-    current.received += chunk.data.length;
+    tensor.bytes.set(chunk.data, tensor.received);
+    tensor.received += chunk.data.length;
   }
 
   /** Returns the tensors in stream order, throwing when the last one is incomplete. */
