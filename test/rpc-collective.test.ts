@@ -197,6 +197,17 @@ describe('GrpcCollective through the coordinator star', () => {
     raw.close();
   });
 
+  it('fails fast when the coordinator is gone', async () => {
+    const ranks = join('job-gone', 2, 5_000);
+    await server.stop(100);
+    const started = Date.now();
+
+    await expect(ranks[0]!.allReduceSum('step 9/D/grad', new Float32Array(4))).rejects.toThrow(
+      /allReduceSum \(deadline 5000 ms\) failed for rank 0 \(worker w0\), job job-gone, step 0, operation "step 9\/D\/grad": UNAVAILABLE/,
+    );
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
   it('rejects a worker id that does not own the rank', async () => {
     reductions.openJob('job-owner', members(2));
     const impostor = new GrpcCollective({
