@@ -382,7 +382,7 @@ async function main(): Promise<void> {
       op: 'resblock fwd+bwd',
       impl: 'ratio',
       shape: m.shape,
-      ratio: m.medianMs / torchMs,
+      ratio: round3(m.medianMs / torchMs),
     });
   }
 }

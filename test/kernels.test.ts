@@ -331,6 +331,89 @@ describe('gradients registered for the model ops on wasm', () => {
   });
 });
 
+describe('cpu element-wise and reduction kernels', () => {
+  // Expected values come from the stock wasm kernels, an independent implementation.
+  async function onBothBackends(
+    f: () => tf.Tensor,
+  ): Promise<{ cpu: Float32Array; wasm: Float32Array; shape: number[] }> {
+    await useBackend('wasm');
+    const expected = f();
+    const wasm = expected.dataSync() as Float32Array;
+    const shape = expected.shape;
+    expected.dispose();
+
+    await useBackend('cpu');
+    const actual = f();
+    const cpu = actual.dataSync() as Float32Array;
+    expect(actual.shape).toEqual(shape);
+    actual.dispose();
+    return { cpu, wasm, shape };
+  }
+
+  const BINARY_SHAPES: [number[], number[]][] = [
+    [
+      [2, 3, 4, 5],
+      [1, 1, 1, 5],
+    ],
+    [
+      [2, 3, 4, 5],
+      [2, 1, 1, 5],
+    ],
+    [
+      [1, 1, 1, 5],
+      [2, 3, 4, 5],
+    ],
+    [
+      [2, 3, 4, 5],
+      [2, 3, 4, 5],
+    ],
+    [
+      [3, 1, 5],
+      [1, 4, 1],
+    ],
+    [[2, 3], []],
+    [[0, 3], [3]],
+  ];
+  const OPS: [string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor][] = [
+    ['add', tf.add],
+    ['sub', tf.sub],
+    ['mul', tf.mul],
+    ['div', (a, b) => tf.div(a, tf.add(tf.abs(b), 0.5))],
+    ['squaredDifference', tf.squaredDifference],
+  ];
+
+  it.each(OPS)('%s broadcasts like the stock kernels', async (_name, op) => {
+    for (const [aShape, bShape] of BINARY_SHAPES) {
+      const a = () => tf.tensor(seededValues(size(aShape), 4), aShape);
+      const b = () => tf.tensor(seededValues(size(bShape), 5), bShape);
+      const { cpu, wasm } = await onBothBackends(() => tf.tidy(() => op(a(), b())));
+      expectClose(cpu, wasm);
+    }
+  });
+
+  const AXES: (number[] | undefined)[] = [[0, 1, 2], [1, 2], [3], [0], undefined, [0, 2]];
+
+  it.each([true, false])('sum and mean match the stock kernels, keepDims %s', async (keepDims) => {
+    const shape = [3, 4, 2, 5];
+    for (const axis of AXES) {
+      const x = () => tf.tensor(seededValues(size(shape), 6), shape);
+      const sum = await onBothBackends(() => tf.tidy(() => tf.sum(x(), axis, keepDims)));
+      const mean = await onBothBackends(() => tf.tidy(() => tf.mean(x(), axis, keepDims)));
+      expectClose(sum.cpu, sum.wasm);
+      expectClose(mean.cpu, mean.wasm);
+    }
+  });
+
+  it('int32 inputs run the stock kernels', async () => {
+    await useBackend('cpu');
+    const a = tf.tensor2d([1, 2, 3, 4], [2, 2], 'int32');
+    const sum = tf.sum(tf.add(a, tf.scalar(1, 'int32')), 0);
+    expect(sum.dtype).toBe('int32');
+    expect(Array.from(sum.dataSync())).toEqual([6, 8]);
+    tf.dispose([a, sum]);
+  });
+});
+
 describe('registerProjectKernels', () => {
   it('keeps the same kernels when called twice', () => {
     registerProjectKernels('wasm');

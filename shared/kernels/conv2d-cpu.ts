@@ -3,18 +3,9 @@ import type { Conv2DAttrs, KernelConfig, KernelFunc, TensorInfo } from '@tensorf
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { checkFloat32 } from './backend-kernels.js';
 import { correlate, padInput } from './cpu-correlate.js';
+import { runStockKernel } from './stock-kernels.js';
 
 type CpuArgs = { inputs: Record<string, TensorInfo>; backend: MathBackendCPU; attrs: object };
-
-let stockConv2D: KernelFunc | undefined;
-
-/**
- * Keeps the stock cpu Conv2D for the cases the project kernel does not cover (dilation above 1, NCHW).
- * `registerProjectKernels` calls it before it replaces the stock kernel.
- */
-export function keepStockCpuConv2D(kernelFunc: KernelFunc): void {
-  stockConv2D = kernelFunc;
-}
 
 /**
  * Conv2D for the cpu backend: y[n,oy,ox,co] = Σ_{kh,kw,ci} x[n, oy·sh+kh−top, ox·sw+kw−left, ci] · w[kh,kw,ci,co],
@@ -29,7 +20,7 @@ export const cpuConv2DKernel: KernelConfig = {
     const { x, filter } = inputs as { x: TensorInfo; filter: TensorInfo };
     const { strides, pad, dilations, dataFormat, dimRoundingMode } = attrs as Conv2DAttrs;
     const isPlain = backend_util.tupleValuesAreOne(dilations) && dataFormat !== 'NCHW';
-    if (!isPlain) return runStock(args);
+    if (!isPlain) return runStockKernel(Conv2D, 'cpu', args, 'a dilated or NCHW convolution');
     checkFloat32(Conv2D, { x, filter });
 
     const info = backend_util.computeConv2DInfo(
@@ -58,10 +49,3 @@ export const cpuConv2DKernel: KernelConfig = {
     return backend.makeTensorInfo(info.outShape, 'float32', y);
   }) as unknown as KernelFunc,
 };
-
-function runStock(args: CpuArgs): TensorInfo {
-  if (stockConv2D === undefined) {
-    throw new Error('Conv2D on cpu: dilated and NCHW convolutions need the stock kernel, which was not kept');
-  }
-  return stockConv2D(args as unknown as Parameters<KernelFunc>[0]) as TensorInfo;
-}
