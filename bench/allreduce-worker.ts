@@ -14,7 +14,7 @@ export interface AllReduceWorkerArgs {
   rank: number;
   worldSize: number;
   sizesBytes: number[];
-  /** Timed repetitions per size; 0 picks the anchor script's rule, max(3, min(50, 2e8 / bytes)). */
+  /** Timed repetitions per size. 0 picks max(3, min(50, 2e8 / bytes)), as the gloo anchor script does. */
   reps: number;
   deadlineMs: number;
 }
@@ -44,7 +44,7 @@ async function main(): Promise<void> {
   }
 }
 
-/** Times `reps` all-reduces of `bytes` float32 bytes; a barrier before each one lines the ranks up. */
+/** Times `reps` all-reduces of `bytes` float32 bytes, with a barrier before each one to line the ranks up. */
 async function measure(collective: GrpcCollective, bytes: number, reps: number): Promise<number[]> {
   const data = new Float32Array(bytes / 4).fill(1);
   for (let i = 0; i < WARMUP_OPS; i++) await collective.allReduceSum(`${bytes}/warmup/${i}`, data);

@@ -10,7 +10,7 @@ import type { AllReduceWorkerArgs } from './allreduce-worker.js';
 export interface AllReduceBenchOptions {
   workers: number;
   sizesBytes: number[];
-  /** Timed repetitions per size; 0 (default) uses max(3, min(50, 2e8 / bytes)) like the gloo anchor script. */
+  /** Timed repetitions per size. 0 (default) uses max(3, min(50, 2e8 / bytes)), as the gloo anchor script does. */
   reps?: number;
   /** Deadline of one operation, in milliseconds (default 120 000). */
   deadlineMs?: number;

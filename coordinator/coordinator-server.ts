@@ -17,7 +17,7 @@ import type { WorkerRegistry } from './registry.js';
 export const MAX_REDUCE_BYTES = 256 * 1024 * 1024;
 
 export interface CoordinatorServerOptions {
-  /** HOST:PORT to listen on; port 0 picks a free port. */
+  /** HOST:PORT to listen on. Port 0 picks a free port. */
   listen: string;
   registry: WorkerRegistry;
   reductions: ReductionService;

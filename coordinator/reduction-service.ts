@@ -153,7 +153,8 @@ export class ReductionService {
 
     const op = job.pending.get(key) ?? this.createOperation(job, header);
     const result = new Promise<ReductionResult>((resolve, reject) => op.waiters.push({ resolve, reject }));
-    result.catch(() => undefined); // The caller may not await yet; a rejection is handled where it awaits.
+    // Mark the rejection as handled now, because the caller awaits `result` only after delivering its data.
+    result.catch(() => undefined);
 
     const mismatch = this.checkAgainst(job, op, header);
     if (mismatch !== undefined) this.fail(job, op, mismatch, status.FAILED_PRECONDITION);

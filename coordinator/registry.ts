@@ -24,14 +24,14 @@ export interface Rejection {
 }
 
 export interface WorkerRegistryOptions {
-  /** Hash of the coordinator's model definition; a worker must present the same one. */
+  /** Hash of the coordinator's model definition. A worker must present the same one. */
   modelHash: string;
-  /** Protocol version workers must present; defaults to PROTOCOL_VERSION. */
+  /** Protocol version workers must present (default PROTOCOL_VERSION). */
   protocolVersion?: number;
   logger?: Logger;
 }
 
-/** `waitForWorkers` ran out of time; the message lists who joined. */
+/** Error of a `waitForWorkers` call that timed out. The message lists who joined. */
 export class WorkerWaitTimeoutError extends Error {
   override name = 'WorkerWaitTimeoutError';
 }

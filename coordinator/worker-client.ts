@@ -50,7 +50,7 @@ interface RawHealthClient {
  * WorkerStepError with the worker's message.
  */
 export class WorkerClient {
-  /** The worker's rank, named in errors; set it once ranks are assigned. */
+  /** The worker's rank, named in errors. StartJob sets it. */
   rank: number | undefined;
 
   private readonly raw: RawWorkerClient;
@@ -70,7 +70,7 @@ export class WorkerClient {
     this.log = options.logger ?? createLogger('coordinator', { workerId: options.workerId, address: options.address });
   }
 
-  /** Starts a job on the worker; the config travels as JSON. */
+  /** Starts a job on the worker. The config travels as JSON. */
   async startJob(request: StartJobRequest, deadlineMs = this.controlDeadlineMs): Promise<void> {
     const wire = { jobId: request.jobId, configJson: JSON.stringify(request.config), rank: request.rank, worldSize: request.worldSize };
     await this.unary('StartJob', this.raw.StartJob, wire, deadlineMs, { jobId: request.jobId, rank: request.rank });

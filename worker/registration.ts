@@ -14,13 +14,13 @@ export interface RegistrationOptions {
   advertisedAddress: string;
   /** TensorFlow.js backend this worker runs on. */
   backend: string;
-  /** Hash of this worker's model definition; the coordinator rejects a different one. */
+  /** Hash of this worker's model definition. The coordinator rejects a different one. */
   modelHash: string;
-  /** Protocol version to present; defaults to PROTOCOL_VERSION (tests override it). */
+  /** Protocol version to present (default PROTOCOL_VERSION). Tests override it. */
   protocolVersion?: number;
   /** Deadline of one Register attempt, in milliseconds (default 10 000). */
   attemptDeadlineMs?: number;
-  /** Wait before the first retry, in milliseconds (default 500); it doubles up to `maxBackoffMs`. */
+  /** Wait before the first retry, in milliseconds (default 500). It doubles up to `maxBackoffMs`. */
   initialBackoffMs?: number;
   /** Maximum wait between retries, in milliseconds (default 10 000). */
   maxBackoffMs?: number;
@@ -31,7 +31,7 @@ export interface RegistrationOptions {
 
 /** The coordinator's response to an accepted registration. */
 export interface Registration {
-  /** Set when the coordinator had already assigned this worker a rank; otherwise StartJob brings it. */
+  /** Set when the coordinator had already assigned this worker a rank. Otherwise StartJob brings it. */
   rank?: number;
   message: string;
 }

@@ -19,14 +19,14 @@ import { loadProtos } from '../shared/rpc/proto.js';
 import { bindServer, stopServer } from '../shared/rpc/server.js';
 import { writeMessage } from '../shared/rpc/streams.js';
 import { encodeTensors, TensorStreamDecoder } from '../shared/rpc/tensors.js';
-import type { WorkerHandlers } from '../shared/rpc/types.js';
+import type { NamedTensor, WorkerHandlers } from '../shared/rpc/types.js';
 
 export interface WorkerServerOptions {
-  /** HOST:PORT to listen on; port 0 picks a free port. */
+  /** HOST:PORT to listen on. Port 0 picks a free port. */
   listen: string;
   handlers: WorkerHandlers;
   workerId: string;
-  /** Address the worker registers with, named in errors; defaults to `listen` with the bound port. */
+  /** Address the worker registers with, named in errors. Defaults to `listen` with the bound port. */
   advertisedAddress?: string;
   logger?: Logger;
 }
@@ -58,7 +58,7 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
   const protos = loadProtos();
   const health = new HealthService(['cbntrain.v1.Worker']);
   const identity: CallContext = { workerId: options.workerId, address: options.advertisedAddress ?? options.listen };
-  const implementation = workerImplementation(options.handlers, identity, log);
+  const implementation = new WorkerService(options.handlers, identity, log).implementation();
 
   const { server, port } = await bindServer(options.listen, [
     { definition: protos.workerService, implementation },
@@ -79,64 +79,81 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
   };
 }
 
-function workerImplementation(handlers: WorkerHandlers, identity: CallContext, log: Logger): grpc.UntypedServiceImplementation {
-  // `identity.rank` and `jobId` are filled in by StartJob, so later errors name them.
-  const fail = (call: string, error: unknown, extra: CallContext = {}, code = codeOf(error)) => {
-    const context = { ...identity, ...extra };
-    const details = `${call} failed on ${describeContext(context)}: ${messageOf(error)}`;
-    log.error({ rank: context.rank, jobId: context.jobId, step: context.step, err: error }, `${call} failed`);
-    return serviceError(code, details);
-  };
+/**
+ * The Worker service's RPC methods. `identity` names this worker in every error, and StartJob adds the rank
+ * and job id to it, so that later errors name them too.
+ */
+class WorkerService {
+  constructor(
+    private readonly handlers: WorkerHandlers,
+    private readonly identity: CallContext,
+    private readonly log: Logger,
+  ) {}
 
-  const StartJob: Unary<StartJobRequest, Empty> = (call, callback) => {
+  implementation(): grpc.UntypedServiceImplementation {
+    return {
+      StartJob: this.startJob.bind(this),
+      RunStep: this.runStep.bind(this),
+      GetState: this.getState.bind(this),
+      PutState: this.putState.bind(this),
+      EndJob: this.endJob.bind(this),
+    };
+  }
+
+  private startJob(...[call, callback]: Parameters<Unary<StartJobRequest, Empty>>): void {
     const request = call.request;
     run(async () => {
       const config = parseJobConfig(JSON.parse(request.configJson) as unknown, `config of job ${request.jobId}`);
-      await handlers.startJob({ jobId: request.jobId, config, rank: request.rank, worldSize: request.worldSize });
-      Object.assign(identity, { rank: request.rank, jobId: request.jobId });
-      log.info({ jobId: request.jobId, rank: request.rank, worldSize: request.worldSize }, 'job started');
+      await this.handlers.startJob({ jobId: request.jobId, config, rank: request.rank, worldSize: request.worldSize });
+      Object.assign(this.identity, { rank: request.rank, jobId: request.jobId });
+      this.log.info({ jobId: request.jobId, rank: request.rank, worldSize: request.worldSize }, 'job started');
     }).then(
       () => callback(null, {}),
-      (error: unknown) => callback(fail('StartJob', error, { jobId: request.jobId, rank: request.rank })),
+      (error: unknown) => callback(this.fail('StartJob', error, { jobId: request.jobId, rank: request.rank })),
     );
-  };
+  }
 
-  const RunStep: Unary<RunStepRequest, WireStepResult> = (call, callback) => {
-    const request = call.request;
-    const where = { jobId: request.jobId, step: request.step };
-    let converted;
+  // A failing step comes back as a StepResult with `error` set, so the coordinator can tell it from a lost
+  // worker. A malformed shard is the caller's fault and fails the call with INVALID_ARGUMENT.
+  private runStep(...[call, callback]: Parameters<Unary<RunStepRequest, WireStepResult>>): void {
+    const where = { jobId: call.request.jobId, step: call.request.step };
+    let request;
     try {
-      converted = runStepFromWire(request);
+      request = runStepFromWire(call.request);
     } catch (error) {
-      callback(fail('RunStep', error, where, grpc.status.INVALID_ARGUMENT));
+      callback(this.fail('RunStep', error, where, grpc.status.INVALID_ARGUMENT));
       return;
     }
-    handlers.runStep(converted).then(
+
+    run(() => this.handlers.runStep(request)).then(
       (result) => callback(null, stepResultToWire(result)),
       (error: unknown) => {
-        const details = fail('RunStep', error, where).details ?? messageOf(error);
+        const details = this.fail('RunStep', error, where).details ?? messageOf(error);
         callback(null, { losses: {}, timingsMs: {}, error: details });
       },
     );
-  };
+  }
 
-  const GetState = (call: grpc.ServerWritableStream<GetStateRequest, TensorChunk>) => {
+  private getState(call: grpc.ServerWritableStream<GetStateRequest, TensorChunk>): void {
     const where = { jobId: call.request.jobId };
     run(async () => {
-      const tensors = await handlers.getState({ jobId: call.request.jobId });
+      const tensors = await this.handlers.getState({ jobId: call.request.jobId });
       for (const chunk of encodeTensors(tensors)) await writeMessage(call, chunk);
       call.end();
-    }).catch((error: unknown) => call.emit('error', fail('GetState', error, where)));
-  };
+    }).catch((error: unknown) => call.emit('error', this.fail('GetState', error, where)));
+  }
 
-  const PutState = (call: grpc.ServerReadableStream<PutStateRequest, PutStateResponse>, callback: grpc.sendUnaryData<PutStateResponse>) => {
+  private putState(
+    call: grpc.ServerReadableStream<PutStateRequest, PutStateResponse>,
+    callback: grpc.sendUnaryData<PutStateResponse>,
+  ): void {
     const decoder = new TensorStreamDecoder();
     let jobId: string | undefined;
     let failed = false;
     const reject = (error: unknown, code?: grpc.status) => {
       if (failed) return;
       failed = true;
-      callback(fail('PutState', error, jobId === undefined ? {} : { jobId }, code));
+      callback(this.fail('PutState', error, jobId === undefined ? {} : { jobId }, code));
     };
 
     call.on('data', (message: PutStateRequest) => {
@@ -150,29 +167,38 @@ function workerImplementation(handlers: WorkerHandlers, identity: CallContext, l
     });
     call.on('end', () => {
       if (failed) return;
-      let tensors;
+      let tensors: NamedTensor[];
       try {
         tensors = decoder.finish();
       } catch (error) {
         reject(error, grpc.status.INVALID_ARGUMENT);
         return;
       }
-      handlers.putState({ jobId: jobId ?? '', tensors }).then(() => callback(null, { tensorCount: tensors.length }), reject);
+      run(() => this.handlers.putState({ jobId: jobId ?? '', tensors })).then(
+        () => callback(null, { tensorCount: tensors.length }),
+        (error: unknown) => reject(error),
+      );
     });
-  };
+  }
 
-  const EndJob: Unary<EndJobRequest, Empty> = (call, callback) => {
+  private endJob(...[call, callback]: Parameters<Unary<EndJobRequest, Empty>>): void {
     const request = call.request;
-    run(() => handlers.endJob({ jobId: request.jobId, reason: request.reason })).then(
+    run(() => this.handlers.endJob({ jobId: request.jobId, reason: request.reason })).then(
       () => {
-        log.info({ jobId: request.jobId, reason: request.reason }, 'job ended');
+        this.log.info({ jobId: request.jobId, reason: request.reason }, 'job ended');
         callback(null, {});
       },
-      (error: unknown) => callback(fail('EndJob', error, { jobId: request.jobId })),
+      (error: unknown) => callback(this.fail('EndJob', error, { jobId: request.jobId })),
     );
-  };
+  }
 
-  return { StartJob, RunStep, GetState, PutState, EndJob };
+  /** Logs a failed call and returns the status to send, naming this worker, the job and the step. */
+  private fail(call: string, error: unknown, extra: CallContext = {}, code = codeOf(error)) {
+    const context = { ...this.identity, ...extra };
+    const details = `${call} failed on ${describeContext(context)}: ${messageOf(error)}`;
+    this.log.error({ rank: context.rank, jobId: context.jobId, step: context.step, err: error }, `${call} failed`);
+    return serviceError(code, details);
+  }
 }
 
 /** Runs `action`, turning a synchronous throw into a rejection. */

@@ -33,7 +33,7 @@ export function bytesOf(view: ArrayBufferView): Buffer {
   return Buffer.from(view.buffer, view.byteOffset, view.byteLength);
 }
 
-/** Yields consecutive slices of `bytes` of at most `chunkBytes` each; an empty input yields one empty slice. */
+/** Yields consecutive slices of `bytes` of at most `chunkBytes` each. An empty input yields one empty slice. */
 export function* chunksOf(bytes: Buffer, chunkBytes = CHUNK_BYTES): Generator<Buffer> {
   if (bytes.length === 0) {
     yield bytes;

@@ -72,12 +72,12 @@ export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** The coordinator rejected a worker's registration; `message` is the coordinator's reason. */
+/** Error of a registration the coordinator rejected. The message contains the coordinator's reason. */
 export class RegistrationRejectedError extends Error {
   override name = 'RegistrationRejectedError';
 }
 
-/** A worker reported that a step failed; the message names the rank, the worker address and the step. */
+/** Error of a step that failed on a worker. The message names the rank, the worker address and the step. */
 export class WorkerStepError extends Error {
   override name = 'WorkerStepError';
 
