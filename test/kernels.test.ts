@@ -249,6 +249,30 @@ describe.each(BACKENDS)('project conv kernels on %s', (backendName) => {
     tf.dispose([xTensor, filter, weights]);
   });
 
+  it('variableGrads training lowers loss without leaks', () => {
+    const x = tf.tensor4d(seededValues(4 * 6 * 6 * 3, 7), [4, 6, 6, 3]);
+    const target = tf.tensor4d(seededValues(4 * 6 * 6 * 2, 8), [4, 6, 6, 2]);
+    const w = tf.variable(tf.zeros([3, 3, 3, 2]), true, `w-${backendName}`);
+    const optimizer = tf.train.sgd(0.1);
+    const loss = () =>
+      tf.mean(tf.square(tf.sub(tf.leakyRelu(tf.conv2d(x, w as tf.Tensor4D, 1, 'same'), 0.2), target)));
+
+    const losses: number[] = [];
+    const tensorCounts: number[] = [];
+    for (let step = 0; step < 5; step++) {
+      const { value, grads } = tf.variableGrads(loss as () => tf.Scalar);
+      optimizer.applyGradients(grads);
+      losses.push(value.dataSync()[0]!);
+      tf.dispose([value, ...Object.values(grads)]);
+      tensorCounts.push(tf.memory().numTensors);
+    }
+
+    expect(losses[4]!).toBeLessThan(losses[0]!);
+    expect(new Set(tensorCounts.slice(1)).size).toBe(1);
+    tf.dispose([x, target, w]);
+    optimizer.dispose();
+  });
+
   it('rejects NCHW, unknown pad and a wrong dy shape', () => {
     const x = tf.zeros([1, 4, 4, 2]) as tf.Tensor4D;
     const dy = tf.zeros([1, 4, 4, 3]) as tf.Tensor4D;
@@ -310,6 +334,27 @@ describe('gradients registered for the model ops on wasm', () => {
     const [g] = tf.grads((a: tf.Tensor) => tf.sum(tf.mul(f(a as tf.Tensor2D), r)))([x]);
     expectClose(g!.dataSync(), dx(X, R));
     tf.dispose([x, r, g!]);
+  });
+
+  it.each([
+    [false, true],
+    [true, false],
+    [true, true],
+  ])('matMul gradient with transposeA %s, transposeB %s', (transposeA, transposeB) => {
+    const a = tf.tensor2d(seededValues(6, 9), transposeA ? [3, 2] : [2, 3]);
+    const b = tf.tensor2d(seededValues(12, 10), transposeB ? [4, 3] : [3, 4]);
+    const r = tf.tensor2d(seededValues(8, 11), [2, 4]);
+    const viaFlags = (p: tf.Tensor, q: tf.Tensor) =>
+      tf.sum(tf.mul(tf.matMul(p as tf.Tensor2D, q as tf.Tensor2D, transposeA, transposeB), r));
+    const viaTranspose = (p: tf.Tensor, q: tf.Tensor) =>
+      tf.sum(tf.mul(tf.matMul(transposeA ? tf.transpose(p) : p, transposeB ? tf.transpose(q) : q), r));
+
+    const [da, db] = tf.grads(viaFlags)([a, b]);
+    const [expectedA, expectedB] = tf.grads(viaTranspose)([a, b]);
+
+    expectClose(da!.dataSync(), expectedA!.dataSync());
+    expectClose(db!.dataSync(), expectedB!.dataSync());
+    tf.dispose([a, b, r, da!, db!, expectedA!, expectedB!]);
   });
 
   it('gradients of mean, sum, matMul, reshape and broadcastTo', () => {

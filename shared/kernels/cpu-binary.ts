@@ -5,9 +5,9 @@ import { forEachRow, mergeAxes, stridesAgainst } from './cpu-strided.js';
 import { runStockKernel } from './stock-kernels.js';
 
 /*
- * Broadcasting float32 element-wise kernels for the cpu backend. The stock kernels compute a multi-index
- * per element when the shapes differ, which makes x [N,H,W,C] op γ [1,1,1,C] (the batch-norm pattern) about
- * 20 times slower than same-shape inputs. These walk the output row by row with per-operand strides.
+ * Broadcasting float32 element-wise kernels for the cpu backend. When the shapes differ, the stock kernels
+ * compute a multi-index per element, which is slow for x [N,H,W,C] op γ [1,1,1,C] (the batch-norm
+ * pattern). These walk the output row by row with per-operand strides.
  */
 
 type RowLoop = (

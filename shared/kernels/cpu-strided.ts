@@ -3,7 +3,7 @@
  * is described by its strides over the output axes, 0 on axes where it is broadcast or reduced.
  */
 
-/** Row-major strides of an operand of `shape` seen through an output of rank `outRank`. */
+/** Row-major strides of an operand of `shape` over the axes of `outShape`, 0 on the broadcast axes. */
 export function stridesAgainst(shape: readonly number[], outShape: readonly number[]): number[] {
   const offset = outShape.length - shape.length;
   const strides = new Array<number>(outShape.length).fill(0);

@@ -26,7 +26,8 @@ export function runStockKernel(
   const kernelFunc = stockKernels.get(key(kernelName, backendName));
   if (kernelFunc === undefined) {
     throw new Error(
-      `${kernelName} on ${backendName}: ${reason} needs the stock kernel, which was not registered`,
+      `${kernelName} on ${backendName}: ${reason} needs the stock kernel, but none was kept. ` +
+        'Register the project kernels with registerProjectKernels.',
     );
   }
   return kernelFunc(args as Parameters<KernelFunc>[0]) as TensorInfo;
