@@ -81,6 +81,17 @@ describe('GrpcCollective through the coordinator star', () => {
     }
   });
 
+  it('sums empty buffers', async () => {
+    const ranks = join('job-empty', 2);
+
+    const results = await Promise.all(ranks.map((c) => c.allReduceSum('op', new Float32Array(0))));
+
+    for (const result of results) {
+      expect(result).toBeInstanceOf(Float32Array);
+      expect(result.length).toBe(0);
+    }
+  });
+
   it('gathers buffers of different lengths in rank order', async () => {
     const ranks = join('job-gather', 3);
     // count[1], mean[C], m2[C] -> [2C+1] float64 per rank; rank 1 has an empty shard.
