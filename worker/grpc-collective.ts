@@ -78,7 +78,7 @@ export class GrpcCollective implements Collective {
   }
 
   // TODO: send buffers above about 1 MiB over a binary TCP ring (reduce-scatter, then all-gather) between
-  // the workers and keep the star for small ones. On loopback with 2 cores the star is 11 to 30 times
+  // the workers and keep the star for small ones. On loopback with 2 cores the star is 11 to 38 times
   // slower than gloo, because the coordinator moves n·S bytes each way and grpc-js copies every message.
   private async reduce(kind: WireReduceKind, opId: string, data: FloatArray) {
     const context = {
