@@ -46,7 +46,11 @@ export async function runAllReduceBench(
   const reductions = new ReductionService({ logger });
   const registry = new WorkerRegistry({ modelHash: 'bench', logger });
   const server = await startCoordinatorServer({ listen: '127.0.0.1:0', registry, reductions, logger });
-  const members = Array.from({ length: options.workers }, (_, rank) => ({ rank, workerId: `bench-${rank}`, address: 'child process' }));
+  const members = Array.from({ length: options.workers }, (_, rank) => ({
+    rank,
+    workerId: `bench-${rank}`,
+    address: 'child process',
+  }));
   reductions.openJob('bench', members);
 
   const children = members.map(({ rank }) =>
@@ -79,7 +83,10 @@ export async function runAllReduceBench(
 }
 
 /** Computes the median time and the nccl-tests bandwidths of one size. */
-export function summarize(workers: number, measured: { bytes: number; timesMs: number[] }): AllReduceBenchResult {
+export function summarize(
+  workers: number,
+  measured: { bytes: number; timesMs: number[] },
+): AllReduceBenchResult {
   const sorted = [...measured.timesMs].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
   const medianMs = sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;

@@ -3,11 +3,22 @@ import { createLogger, type Logger } from '../shared/runtime/logger.js';
 import { bytesOf, bytesPerElement, ChunkAssembler, chunksOf } from '../shared/rpc/codec.js';
 import { messageOf, serviceError } from '../shared/rpc/errors.js';
 import { HealthService } from '../shared/rpc/health.js';
-import type { ReduceHeader, ReduceRequest, ReduceResponse, RegisterRequest, RegisterResponse } from '../shared/rpc/messages.js';
+import type {
+  ReduceHeader,
+  ReduceRequest,
+  ReduceResponse,
+  RegisterRequest,
+  RegisterResponse,
+} from '../shared/rpc/messages.js';
 import { loadProtos } from '../shared/rpc/proto.js';
 import { bindServer, stopServer } from '../shared/rpc/server.js';
 import { writeMessage } from '../shared/rpc/streams.js';
-import { ReductionError, type Contribution, type ReductionResult, type ReductionService } from './reduction-service.js';
+import {
+  ReductionError,
+  type Contribution,
+  type ReductionResult,
+  type ReductionService,
+} from './reduction-service.js';
 import type { WorkerRegistry } from './registry.js';
 
 /**
@@ -43,7 +54,10 @@ export async function startCoordinatorServer(options: CoordinatorServerOptions):
   const health = new HealthService(['cbntrain.v1.Coordinator']);
 
   const implementation: grpc.UntypedServiceImplementation = {
-    Register: (call: grpc.ServerUnaryCall<RegisterRequest, RegisterResponse>, callback: grpc.sendUnaryData<RegisterResponse>) => {
+    Register: (
+      call: grpc.ServerUnaryCall<RegisterRequest, RegisterResponse>,
+      callback: grpc.sendUnaryData<RegisterResponse>,
+    ) => {
       callback(null, options.registry.register(call.request));
     },
     Reduce: (call: grpc.ServerDuplexStream<ReduceRequest, ReduceResponse>) => {
@@ -90,7 +104,11 @@ function handleReduce(
     try {
       if (contribution === undefined) {
         const header = message.header;
-        if (header === undefined || header === null) throw new ReductionError('the first Reduce message must carry a header', grpc.status.INVALID_ARGUMENT);
+        if (header === undefined || header === null)
+          throw new ReductionError(
+            'the first Reduce message must carry a header',
+            grpc.status.INVALID_ARGUMENT,
+          );
         checkPayloadSize(header);
         assembler = new ChunkAssembler(header.dtype, header.length);
         contribution = reductions.begin(header);
@@ -108,7 +126,8 @@ function handleReduce(
   });
 
   call.on('end', () => {
-    if (contribution === undefined || assembler === undefined) return failCall(grpc.status.INVALID_ARGUMENT, 'Reduce stream ended without a header');
+    if (contribution === undefined || assembler === undefined)
+      return failCall(grpc.status.INVALID_ARGUMENT, 'Reduce stream ended without a header');
     try {
       contribution.deliver(assembler.finish());
     } catch (error) {
@@ -122,7 +141,10 @@ function handleReduce(
   });
 }
 
-async function sendResult(call: grpc.ServerDuplexStream<ReduceRequest, ReduceResponse>, result: ReductionResult): Promise<void> {
+async function sendResult(
+  call: grpc.ServerDuplexStream<ReduceRequest, ReduceResponse>,
+  result: ReductionResult,
+): Promise<void> {
   // Header {dtype, partLengths[P]}, then parts[0] ++ parts[1] ++ ... as raw little-endian chunks.
   const partLengths = result.parts.map((part) => part.length);
   await writeMessage(call, { header: { dtype: result.dtype, partLengths }, data: Buffer.alloc(0) });

@@ -106,7 +106,8 @@ export class ReductionService {
   openJob(jobId: string, members: readonly ReductionMember[]): void {
     const sorted = [...members].sort((a, b) => a.rank - b.rank);
     sorted.forEach((member, index) => {
-      if (member.rank !== index) throw new Error(`job ${jobId}: ranks must be 0..${sorted.length - 1}, got rank ${member.rank}`);
+      if (member.rank !== index)
+        throw new Error(`job ${jobId}: ranks must be 0..${sorted.length - 1}, got rank ${member.rank}`);
     });
     if (sorted.length === 0) throw new Error(`job ${jobId}: a job needs at least one member`);
 
@@ -170,7 +171,10 @@ export class ReductionService {
   private jobFor(header: ReduceHeader): Job {
     const job = this.jobs.get(header.jobId);
     if (job === undefined) {
-      throw new ReductionError(`job ${header.jobId} is not open for reductions on this coordinator`, status.FAILED_PRECONDITION);
+      throw new ReductionError(
+        `job ${header.jobId} is not open for reductions on this coordinator`,
+        status.FAILED_PRECONDITION,
+      );
     }
     const member = job.members[header.rank];
     if (!Number.isInteger(header.rank) || member === undefined) {
@@ -227,7 +231,8 @@ export class ReductionService {
     const first = this.name(job, op.firstRank);
     const caller = this.name(job, header.rank);
     if (op.announced.has(header.rank)) return `${caller} contributed twice`;
-    if (header.kind !== 'REDUCE_KIND_SUM' && header.kind !== 'REDUCE_KIND_GATHER') return `${caller} sent kind ${header.kind}`;
+    if (header.kind !== 'REDUCE_KIND_SUM' && header.kind !== 'REDUCE_KIND_GATHER')
+      return `${caller} sent kind ${header.kind}`;
     if (header.kind !== op.kind) return `${caller} issued ${header.kind} but ${first} issued ${op.kind}`;
     if (header.dtype !== op.dtype) return `${caller} sent ${header.dtype} but ${first} sent ${op.dtype}`;
     if (header.kind === 'REDUCE_KIND_SUM' && header.length !== op.length) {
@@ -245,7 +250,12 @@ export class ReductionService {
 
   private cancel(job: Job, op: Operation, rank: number, reason: string): void {
     if (job.pending.get(op.opId) !== op || op.values[rank] !== undefined) return;
-    this.fail(job, op, `${this.name(job, rank)} failed before finishing its contribution: ${reason}`, status.UNAVAILABLE);
+    this.fail(
+      job,
+      op,
+      `${this.name(job, rank)} failed before finishing its contribution: ${reason}`,
+      status.UNAVAILABLE,
+    );
   }
 
   private complete(job: Job, op: Operation): void {
@@ -256,7 +266,10 @@ export class ReductionService {
     const values = op.values as FloatArray[];
     const parts = op.kind === 'REDUCE_KIND_SUM' ? [sumInPlaceInRankOrder(values)] : values;
     const result: ReductionResult = { dtype: op.dtype, parts };
-    this.log.debug({ jobId: op.jobId, step: op.step, opId: op.opId, kind: op.kind, length: op.length }, 'reduction done');
+    this.log.debug(
+      { jobId: op.jobId, step: op.step, opId: op.opId, kind: op.kind, length: op.length },
+      'reduction done',
+    );
     for (const waiter of op.waiters) waiter.resolve(result);
   }
 
@@ -271,7 +284,12 @@ export class ReductionService {
       silent.length > 0 ? `no contribution from ${silent.join(', ')}` : '',
       unfinished.length > 0 ? `contribution started but not finished by ${unfinished.join(', ')}` : '',
     ].filter((part) => part !== '');
-    this.fail(job, op, `timed out after ${op.deadlineMs} ms: ${details.join('; ')}`, status.DEADLINE_EXCEEDED);
+    this.fail(
+      job,
+      op,
+      `timed out after ${op.deadlineMs} ms: ${details.join('; ')}`,
+      status.DEADLINE_EXCEEDED,
+    );
   }
 
   private fail(job: Job, op: Operation, reason: string, code: status): void {

@@ -75,8 +75,14 @@ export class WorkerRegistry {
     };
     this.workers.set(worker.workerId, worker);
 
-    const logFields = { workerId: worker.workerId, address: worker.address, backend: worker.backend, rank: worker.rank };
-    if (previous === undefined) this.log.info({ ...logFields, joined: this.workers.size }, 'worker registered');
+    const logFields = {
+      workerId: worker.workerId,
+      address: worker.address,
+      backend: worker.backend,
+      rank: worker.rank,
+    };
+    if (previous === undefined)
+      this.log.info({ ...logFields, joined: this.workers.size }, 'worker registered');
     else this.log.warn({ ...logFields, previousAddress: previous.address }, 'worker registered again');
     this.joined.emit('joined');
 
@@ -104,7 +110,8 @@ export class WorkerRegistry {
    */
   waitForWorkers(n: number, timeoutMs: number): Promise<RankedWorker[]> {
     if (!Number.isInteger(n) || n < 1) throw new Error(`worker count must be a positive integer, got ${n}`);
-    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new Error(`timeoutMs must be positive, got ${timeoutMs}`);
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
+      throw new Error(`timeoutMs must be positive, got ${timeoutMs}`);
     if (this.workers.size >= n) return Promise.resolve(this.assignRanks(n));
 
     this.log.info({ expected: n, joined: this.workers.size, timeoutMs }, 'waiting for workers');
@@ -118,7 +125,10 @@ export class WorkerRegistry {
       const timer = setTimeout(() => {
         this.joined.off('joined', onJoined);
         const error = new WorkerWaitTimeoutError(this.timeoutMessage(n, timeoutMs));
-        this.log.error({ expected: n, joined: this.workers.size, err: error }, 'timed out waiting for workers');
+        this.log.error(
+          { expected: n, joined: this.workers.size, err: error },
+          'timed out waiting for workers',
+        );
         reject(error);
       }, timeoutMs);
       this.joined.on('joined', onJoined);
@@ -131,7 +141,10 @@ export class WorkerRegistry {
 
     const ranked = sorted.slice(0, n).map((worker, rank) => Object.assign(worker, { rank }));
     for (const worker of ranked) {
-      this.log.info({ workerId: worker.workerId, address: worker.address, rank: worker.rank }, 'rank assigned');
+      this.log.info(
+        { workerId: worker.workerId, address: worker.address, rank: worker.rank },
+        'rank assigned',
+      );
     }
     return ranked.map((worker) => ({ ...worker }));
   }
@@ -139,7 +152,8 @@ export class WorkerRegistry {
   private rejectionReason(request: RegisterRequest): string | undefined {
     const who = `worker ${JSON.stringify(request.workerId)} at ${request.address || '(no address)'}`;
     if (request.workerId === '') return `${who}: worker id is empty`;
-    if (request.address === '') return `${who}: address is empty; the worker must send the HOST:PORT at which the coordinator reaches it`;
+    if (request.address === '')
+      return `${who}: address is empty; the worker must send the HOST:PORT at which the coordinator reaches it`;
     if (request.protocolVersion !== this.protocolVersion) {
       return (
         `${who} speaks protocol version ${request.protocolVersion}, but the coordinator speaks ` +
@@ -158,7 +172,10 @@ export class WorkerRegistry {
   private reject(request: RegisterRequest, message: string): RegisterResponse {
     this.rejections.push({ workerId: request.workerId, address: request.address, message });
     if (this.rejections.length > MAX_KEPT_REJECTIONS) this.rejections.shift();
-    this.log.warn({ workerId: request.workerId, address: request.address, reason: message }, 'registration rejected');
+    this.log.warn(
+      { workerId: request.workerId, address: request.address, reason: message },
+      'registration rejected',
+    );
     return { accepted: false, message };
   }
 

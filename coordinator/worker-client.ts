@@ -3,11 +3,24 @@ import { createLogger, type Logger } from '../shared/runtime/logger.js';
 import { runStepToWire, stepResultFromWire } from '../shared/rpc/convert.js';
 import { CONTROL_DEADLINE_MS, deadlineAfter, STEP_DEADLINE_MS } from '../shared/rpc/deadline.js';
 import { wrapCallError, WorkerStepError, type CallContext } from '../shared/rpc/errors.js';
-import type { HealthCheckResponse, PutStateRequest as WirePutStateRequest, PutStateResponse, TensorChunk, WireStepResult } from '../shared/rpc/messages.js';
+import type {
+  HealthCheckResponse,
+  PutStateRequest as WirePutStateRequest,
+  PutStateResponse,
+  TensorChunk,
+  WireStepResult,
+} from '../shared/rpc/messages.js';
 import { CHANNEL_OPTIONS, loadProtos } from '../shared/rpc/proto.js';
 import { writeMessage } from '../shared/rpc/streams.js';
 import { encodeTensors, TensorStreamDecoder } from '../shared/rpc/tensors.js';
-import type { EndJobRequest, NamedTensor, PutStateRequest, RunStepRequest, StartJobRequest, StepResult } from '../shared/rpc/types.js';
+import type {
+  EndJobRequest,
+  NamedTensor,
+  PutStateRequest,
+  RunStepRequest,
+  StartJobRequest,
+  StepResult,
+} from '../shared/rpc/types.js';
 
 export interface WorkerClientOptions {
   /** HOST:PORT the worker advertised at registration. */
@@ -62,18 +75,35 @@ export class WorkerClient {
   constructor(private readonly options: WorkerClientOptions) {
     const protos = loadProtos();
     const credentials = grpc.credentials.createInsecure();
-    this.raw = new protos.WorkerClient(options.address, credentials, CHANNEL_OPTIONS) as unknown as RawWorkerClient;
-    this.healthClient = new protos.HealthClient(options.address, credentials, CHANNEL_OPTIONS) as unknown as RawHealthClient;
+    this.raw = new protos.WorkerClient(
+      options.address,
+      credentials,
+      CHANNEL_OPTIONS,
+    ) as unknown as RawWorkerClient;
+    this.healthClient = new protos.HealthClient(
+      options.address,
+      credentials,
+      CHANNEL_OPTIONS,
+    ) as unknown as RawHealthClient;
     this.rank = options.rank;
     this.controlDeadlineMs = options.controlDeadlineMs ?? CONTROL_DEADLINE_MS;
     this.stepDeadlineMs = options.stepDeadlineMs ?? STEP_DEADLINE_MS;
-    this.log = options.logger ?? createLogger('coordinator', { workerId: options.workerId, address: options.address });
+    this.log =
+      options.logger ?? createLogger('coordinator', { workerId: options.workerId, address: options.address });
   }
 
   /** Starts a job on the worker. The config travels as JSON. */
   async startJob(request: StartJobRequest, deadlineMs = this.controlDeadlineMs): Promise<void> {
-    const wire = { jobId: request.jobId, configJson: JSON.stringify(request.config), rank: request.rank, worldSize: request.worldSize };
-    await this.unary('StartJob', this.raw.StartJob, wire, deadlineMs, { jobId: request.jobId, rank: request.rank });
+    const wire = {
+      jobId: request.jobId,
+      configJson: JSON.stringify(request.config),
+      rank: request.rank,
+      worldSize: request.worldSize,
+    };
+    await this.unary('StartJob', this.raw.StartJob, wire, deadlineMs, {
+      jobId: request.jobId,
+      rank: request.rank,
+    });
     this.rank = request.rank;
   }
 
@@ -83,7 +113,10 @@ export class WorkerClient {
     const wire = await this.unary('RunStep', this.raw.RunStep, runStepToWire(request), deadlineMs, context);
     if (wire.error !== '') {
       const error = new WorkerStepError(wire.error, this.context(context));
-      this.log.error({ jobId: request.jobId, step: request.step, rank: this.rank, err: error }, 'worker reported a failed step');
+      this.log.error(
+        { jobId: request.jobId, step: request.step, rank: this.rank, err: error },
+        'worker reported a failed step',
+      );
       throw error;
     }
     return stepResultFromWire(wire);
@@ -146,7 +179,13 @@ export class WorkerClient {
 
   /** Returns the worker's health status (`SERVING` when it is up). */
   async checkHealth(deadlineMs = this.controlDeadlineMs): Promise<HealthCheckResponse['status']> {
-    const response = await this.unary('Health/Check', this.healthClient.Check, { service: '' }, deadlineMs, {});
+    const response = await this.unary(
+      'Health/Check',
+      this.healthClient.Check,
+      { service: '' },
+      deadlineMs,
+      {},
+    );
     return response.status;
   }
 
@@ -174,7 +213,10 @@ export class WorkerClient {
 
   private callError(call: string, error: unknown, context: CallContext): Error {
     const wrapped = wrapCallError(call, error, this.context(context));
-    this.log.error({ jobId: context.jobId, step: context.step, rank: this.rank, err: wrapped }, `${call} failed`);
+    this.log.error(
+      { jobId: context.jobId, step: context.step, rank: this.rank, err: wrapped },
+      `${call} failed`,
+    );
     return wrapped;
   }
 

@@ -9,7 +9,9 @@ describe('bench allreduce', () => {
   });
 
   it('rejects invalid sizes', () => {
-    expect(() => parseSizes('6')).toThrow('--sizes: 6 must be a positive multiple of 4 bytes (float32), got 6');
+    expect(() => parseSizes('6')).toThrow(
+      '--sizes: 6 must be a positive multiple of 4 bytes (float32), got 6',
+    );
     expect(() => parseSizes('4Q')).toThrow('--sizes: invalid size "4Q"');
     expect(() => parseSizes('0')).toThrow('must be a positive multiple of 4 bytes');
   });
@@ -25,7 +27,9 @@ describe('bench allreduce', () => {
   it('measures a star of two processes', async () => {
     const printed: number[] = [];
 
-    const results = await runAllReduceBench({ workers: 2, sizesBytes: [4096, 65536], reps: 3 }, (r) => printed.push(r.bytes));
+    const results = await runAllReduceBench({ workers: 2, sizesBytes: [4096, 65536], reps: 3 }, (r) =>
+      printed.push(r.bytes),
+    );
 
     expect(printed).toEqual([4096, 65536]);
     for (const result of results) {

@@ -11,13 +11,18 @@ import { CHANNEL_OPTIONS, loadProtos } from '../shared/rpc/proto.js';
 const silent = pino({ level: 'silent' });
 
 function members(worldSize: number): ReductionMember[] {
-  return Array.from({ length: worldSize }, (_, rank) => ({ rank, workerId: `w${rank}`, address: `127.0.0.1:${7000 + rank}` }));
+  return Array.from({ length: worldSize }, (_, rank) => ({
+    rank,
+    workerId: `w${rank}`,
+    address: `127.0.0.1:${7000 + rank}`,
+  }));
 }
 
 /** Values whose float32 sum depends on the order of addition, so a wrong order shows. */
 function awkwardValues(rank: number, length: number): Float32Array {
   const values = new Float32Array(length);
-  for (let i = 0; i < length; i++) values[i] = Math.fround(Math.sin(i * 0.37 + rank) * 10 ** ((i + rank) % 7 - 3));
+  for (let i = 0; i < length; i++)
+    values[i] = Math.fround(Math.sin(i * 0.37 + rank) * 10 ** (((i + rank) % 7) - 3));
   return values;
 }
 
@@ -95,7 +100,11 @@ describe('GrpcCollective through the coordinator star', () => {
   it('gathers buffers of different lengths in rank order', async () => {
     const ranks = join('job-gather', 3);
     // count[1], mean[C], m2[C] -> [2C+1] float64 per rank; rank 1 has an empty shard.
-    const inputs = [new Float64Array([4, 0.5, 1.5]), new Float64Array([0, 0, 0]), new Float64Array([2, -1, 3, 9])];
+    const inputs = [
+      new Float64Array([4, 0.5, 1.5]),
+      new Float64Array([0, 0, 0]),
+      new Float64Array([2, -1, 3, 9]),
+    ];
 
     const results = await Promise.all(ranks.map((c, rank) => c.allGather('step 1/G/fwd/bn0', inputs[rank]!)));
 
@@ -127,13 +136,18 @@ describe('GrpcCollective through the coordinator star', () => {
     const ranks = join('job-silent', 3, 500);
     const started = Date.now();
 
-    const outcomes = await Promise.allSettled([ranks[0]!.allReduceSum('op', new Float32Array(4)), ranks[1]!.allReduceSum('op', new Float32Array(4))]);
+    const outcomes = await Promise.allSettled([
+      ranks[0]!.allReduceSum('op', new Float32Array(4)),
+      ranks[1]!.allReduceSum('op', new Float32Array(4)),
+    ]);
 
     expect(Date.now() - started).toBeLessThan(2_000);
     for (const outcome of outcomes) {
       expect(outcome.status).toBe('rejected');
       const message = (outcome as PromiseRejectedResult).reason.message as string;
-      expect(message).toMatch(/timed out after 500 ms: no contribution from rank 2 \(worker w2 at 127\.0\.0\.1:7002\)/);
+      expect(message).toMatch(
+        /timed out after 500 ms: no contribution from rank 2 \(worker w2 at 127\.0\.0\.1:7002\)/,
+      );
       expect(message).toMatch(/deadline 500 ms/);
       expect(message).toMatch(/operation "op"/);
     }
@@ -142,7 +156,9 @@ describe('GrpcCollective through the coordinator star', () => {
   it('fails every rank on a length mismatch', async () => {
     const ranks = join('job-length', 3);
 
-    const outcomes = await Promise.allSettled(ranks.map((c, rank) => c.allReduceSum('op', new Float32Array(rank === 1 ? 5 : 4))));
+    const outcomes = await Promise.allSettled(
+      ranks.map((c, rank) => c.allReduceSum('op', new Float32Array(rank === 1 ? 5 : 4))),
+    );
 
     for (const outcome of outcomes) {
       expect(outcome.status).toBe('rejected');
@@ -155,10 +171,15 @@ describe('GrpcCollective through the coordinator star', () => {
   it('fails every rank on a dtype mismatch', async () => {
     const ranks = join('job-dtype', 2);
 
-    const outcomes = await Promise.allSettled([ranks[0]!.allReduceSum('op', new Float32Array(4)), ranks[1]!.allReduceSum('op', new Float64Array(4))]);
+    const outcomes = await Promise.allSettled([
+      ranks[0]!.allReduceSum('op', new Float32Array(4)),
+      ranks[1]!.allReduceSum('op', new Float64Array(4)),
+    ]);
 
     for (const outcome of outcomes) {
-      expect((outcome as PromiseRejectedResult).reason.message).toMatch(/sent DTYPE_FLOAT64 but .* sent DTYPE_FLOAT32/);
+      expect((outcome as PromiseRejectedResult).reason.message).toMatch(
+        /sent DTYPE_FLOAT64 but .* sent DTYPE_FLOAT32/,
+      );
     }
   });
 
@@ -172,7 +193,9 @@ describe('GrpcCollective through the coordinator star', () => {
     ]);
 
     for (const outcome of outcomes) {
-      expect((outcome as PromiseRejectedResult).reason.message).toMatch(/rank 0 \(worker w0 at 127\.0\.0\.1:7000\) contributed twice/);
+      expect((outcome as PromiseRejectedResult).reason.message).toMatch(
+        /rank 0 \(worker w0 at 127\.0\.0\.1:7000\) contributed twice/,
+      );
     }
   });
 
@@ -184,16 +207,34 @@ describe('GrpcCollective through the coordinator star', () => {
     reductions.abort('job-abort', 'worker w1 stopped answering');
 
     await expect(pending).rejects.toThrow(/ABORTED: .*worker w1 stopped answering/);
-    await expect(ranks[1]!.allReduceSum('op2', new Float32Array(4))).rejects.toThrow(/job job-abort was aborted/);
+    await expect(ranks[1]!.allReduceSum('op2', new Float32Array(4))).rejects.toThrow(
+      /job job-abort was aborted/,
+    );
   });
 
   it('fails at once when a rank disconnects mid-upload', async () => {
     const ranks = join('job-disconnect', 2, 10_000);
     const pending = ranks[0]!.allReduceSum('op', new Float32Array(1024));
-    const raw = new (loadProtos().CoordinatorClient)(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
-    const stream = (raw as unknown as { Reduce(options: grpc.CallOptions): grpc.ClientDuplexStream<unknown, unknown> }).Reduce({});
+    const raw = new (loadProtos().CoordinatorClient)(
+      `127.0.0.1:${server.port}`,
+      grpc.credentials.createInsecure(),
+      CHANNEL_OPTIONS,
+    );
+    const stream = (
+      raw as unknown as { Reduce(options: grpc.CallOptions): grpc.ClientDuplexStream<unknown, unknown> }
+    ).Reduce({});
     stream.on('error', () => undefined);
-    const header = { jobId: 'job-disconnect', opId: 'op', rank: 1, workerId: 'w1', kind: 'REDUCE_KIND_SUM', dtype: 'DTYPE_FLOAT32', length: 1024, deadlineMs: 10_000, step: 4 };
+    const header = {
+      jobId: 'job-disconnect',
+      opId: 'op',
+      rank: 1,
+      workerId: 'w1',
+      kind: 'REDUCE_KIND_SUM',
+      dtype: 'DTYPE_FLOAT32',
+      length: 1024,
+      deadlineMs: 10_000,
+      step: 4,
+    };
     const started = Date.now();
 
     stream.write({ header, data: Buffer.alloc(0) });
@@ -231,7 +272,9 @@ describe('GrpcCollective through the coordinator star', () => {
     });
     collectives.push(impostor);
 
-    await expect(impostor.allReduceSum('op', new Float32Array(1))).rejects.toThrow(/worker w9 claims rank 1 .* belongs to worker w1/);
+    await expect(impostor.allReduceSum('op', new Float32Array(1))).rejects.toThrow(
+      /worker w9 claims rank 1 .* belongs to worker w1/,
+    );
   });
 });
 

@@ -39,12 +39,21 @@ describe('worker registration', () => {
 
   async function startCoordinator(listen = '127.0.0.1:0') {
     const registry = new WorkerRegistry({ modelHash: 'model-a', logger: silent });
-    const server = await startCoordinatorServer({ listen, registry, reductions: new ReductionService({ logger: silent }), logger: silent });
+    const server = await startCoordinatorServer({
+      listen,
+      registry,
+      reductions: new ReductionService({ logger: silent }),
+      logger: silent,
+    });
     servers.push(server);
     return { registry, server, address: `127.0.0.1:${server.port}` };
   }
 
-  function worker(coordinatorAddress: string, workerId: string, extra: Partial<RegistrationOptions> = {}): RegistrationOptions {
+  function worker(
+    coordinatorAddress: string,
+    workerId: string,
+    extra: Partial<RegistrationOptions> = {},
+  ): RegistrationOptions {
     return {
       coordinatorAddress,
       workerId,
@@ -85,15 +94,23 @@ describe('worker registration', () => {
   it('says none joined on timeout', async () => {
     const { registry } = await startCoordinator();
 
-    await expect(registry.waitForWorkers(2, 100)).rejects.toThrow('timed out after 100 ms waiting for 2 workers: none joined');
+    await expect(registry.waitForWorkers(2, 100)).rejects.toThrow(
+      'timed out after 100 ms waiting for 2 workers: none joined',
+    );
   });
 
   it('rejects another protocol version on both sides', async () => {
     const { registry, address } = await startCoordinator();
-    const attempt = registerWithCoordinator(worker(address, 'w-old', { protocolVersion: PROTOCOL_VERSION + 1 }));
+    const attempt = registerWithCoordinator(
+      worker(address, 'w-old', { protocolVersion: PROTOCOL_VERSION + 1 }),
+    );
 
     await expect(attempt).rejects.toBeInstanceOf(RegistrationRejectedError);
-    await expect(attempt).rejects.toThrow(new RegExp(`speaks protocol version ${PROTOCOL_VERSION + 1}, but the coordinator speaks ${PROTOCOL_VERSION}`));
+    await expect(attempt).rejects.toThrow(
+      new RegExp(
+        `speaks protocol version ${PROTOCOL_VERSION + 1}, but the coordinator speaks ${PROTOCOL_VERSION}`,
+      ),
+    );
     expect(registry.rejections).toHaveLength(1);
     expect(registry.rejections[0]!.workerId).toBe('w-old');
     expect(registry.rejections[0]!.message).toMatch(/protocol version/);
@@ -105,7 +122,9 @@ describe('worker registration', () => {
     const attempt = registerWithCoordinator(worker(address, 'w-x', { modelHash: 'model-b' }));
 
     await expect(attempt).rejects.toThrow(/has model hash model-b, but the coordinator has model-a/);
-    expect(registry.rejections[0]!.message).toMatch(/has model hash model-b, but the coordinator has model-a/);
+    expect(registry.rejections[0]!.message).toMatch(
+      /has model hash model-b, but the coordinator has model-a/,
+    );
     expect(registry.list()).toEqual([]);
   });
 
@@ -114,7 +133,9 @@ describe('worker registration', () => {
     const port = probe.server.port;
     await servers.pop()!.stop(50);
 
-    const attempt = registerWithCoordinator(worker(`127.0.0.1:${port}`, 'w-early', { initialBackoffMs: 100, attemptDeadlineMs: 500 }));
+    const attempt = registerWithCoordinator(
+      worker(`127.0.0.1:${port}`, 'w-early', { initialBackoffMs: 100, attemptDeadlineMs: 500 }),
+    );
     await new Promise((resolve) => setTimeout(resolve, 400));
     const { registry } = await startCoordinator(`127.0.0.1:${port}`);
 
@@ -127,9 +148,13 @@ describe('worker registration', () => {
     const port = probe.server.port;
     await servers.pop()!.stop(50);
 
-    const attempt = registerWithCoordinator(worker(`127.0.0.1:${port}`, 'w-late', { initialBackoffMs: 50, timeoutMs: 300 }));
+    const attempt = registerWithCoordinator(
+      worker(`127.0.0.1:${port}`, 'w-late', { initialBackoffMs: 50, timeoutMs: 300 }),
+    );
 
-    await expect(attempt).rejects.toThrow(new RegExp(`registration with the coordinator at 127.0.0.1:${port} timed out after \\d+ ms`));
+    await expect(attempt).rejects.toThrow(
+      new RegExp(`registration with the coordinator at 127.0.0.1:${port} timed out after \\d+ ms`),
+    );
   });
 
   it('reports a taken address as a usage error', async () => {
@@ -150,6 +175,8 @@ describe('worker registration', () => {
   });
 
   it('rejects a malformed listen address', async () => {
-    await expect(startCoordinator('localhost')).rejects.toThrow('--listen must be HOST:PORT, got "localhost"');
+    await expect(startCoordinator('localhost')).rejects.toThrow(
+      '--listen must be HOST:PORT, got "localhost"',
+    );
   });
 });

@@ -68,7 +68,12 @@ describe('worker server and client', () => {
   beforeEach(async () => {
     handlers = new RecordingHandlers();
     server = await startWorkerServer({ listen: '127.0.0.1:0', handlers, workerId: 'w1', logger: silent });
-    client = new WorkerClient({ address: `127.0.0.1:${server.port}`, workerId: 'w1', logger: silent, stepDeadlineMs: 20_000 });
+    client = new WorkerClient({
+      address: `127.0.0.1:${server.port}`,
+      workerId: 'w1',
+      logger: silent,
+      stepDeadlineMs: 20_000,
+    });
   });
 
   afterEach(async () => {
@@ -103,7 +108,15 @@ describe('worker server and client', () => {
       step: 12,
       phases: ['D', 'G'],
       globalBatch: 5,
-      shard: { images, labels: Uint8Array.of(3, 9), globalIndices: Uint32Array.of(1, 4), count: 2, height: 28, width: 28, channels: 1 },
+      shard: {
+        images,
+        labels: Uint8Array.of(3, 9),
+        globalIndices: Uint32Array.of(1, 4),
+        count: 2,
+        height: 28,
+        width: 28,
+        channels: 1,
+      },
     };
 
     const result = await client.runStep(request);
@@ -117,11 +130,24 @@ describe('worker server and client', () => {
     expect(Buffer.from(received.shard.images).equals(Buffer.from(images))).toBe(true);
     expect(Array.from(received.shard.labels)).toEqual([3, 9]);
     expect(received.shard.globalIndices).toEqual(Uint32Array.of(1, 4));
-    expect([received.shard.count, received.shard.height, received.shard.width, received.shard.channels]).toEqual([2, 28, 28, 1]);
+    expect([
+      received.shard.count,
+      received.shard.height,
+      received.shard.width,
+      received.shard.channels,
+    ]).toEqual([2, 28, 28, 1]);
   });
 
   it('delivers an empty shard', async () => {
-    const empty = { images: new Uint8Array(0), labels: new Uint8Array(0), globalIndices: new Uint32Array(0), count: 0, height: 28, width: 28, channels: 1 };
+    const empty = {
+      images: new Uint8Array(0),
+      labels: new Uint8Array(0),
+      globalIndices: new Uint32Array(0),
+      count: 0,
+      height: 28,
+      width: 28,
+      channels: 1,
+    };
 
     await client.runStep({ jobId: 'j1', step: 1, phases: ['D'], globalBatch: 1, shard: empty });
 
@@ -130,9 +156,19 @@ describe('worker server and client', () => {
   });
 
   it('rejects a shard whose sizes disagree', async () => {
-    const shard = { images: new Uint8Array(10), labels: Uint8Array.of(1), globalIndices: Uint32Array.of(0), count: 1, height: 28, width: 28, channels: 1 };
+    const shard = {
+      images: new Uint8Array(10),
+      labels: Uint8Array.of(1),
+      globalIndices: Uint32Array.of(0),
+      count: 1,
+      height: 28,
+      width: 28,
+      channels: 1,
+    };
 
-    await expect(client.runStep({ jobId: 'j1', step: 3, phases: ['D'], globalBatch: 1, shard })).rejects.toThrow(
+    await expect(
+      client.runStep({ jobId: 'j1', step: 3, phases: ['D'], globalBatch: 1, shard }),
+    ).rejects.toThrow(
       /INVALID_ARGUMENT: .*shard images have 10 bytes, expected count×height×width×channels = 1×28×28×1 = 784/,
     );
   });
@@ -140,7 +176,15 @@ describe('worker server and client', () => {
   it('reports a failed step with rank, address and step', async () => {
     await client.startJob({ jobId: 'j1', config: JobConfigSchema.parse({}), rank: 1, worldSize: 2 });
     handlers.failStep = 'NaN in D loss';
-    const empty = { images: new Uint8Array(0), labels: new Uint8Array(0), globalIndices: new Uint32Array(0), count: 0, height: 28, width: 28, channels: 1 };
+    const empty = {
+      images: new Uint8Array(0),
+      labels: new Uint8Array(0),
+      globalIndices: new Uint32Array(0),
+      count: 0,
+      height: 28,
+      width: 28,
+      channels: 1,
+    };
 
     const attempt = client.runStep({ jobId: 'j1', step: 7, phases: ['D'], globalBatch: 4, shard: empty });
 
@@ -163,9 +207,11 @@ describe('worker server and client', () => {
       const sent = state[i]!;
       expect(tensor.shape).toEqual(sent.shape);
       expect(tensor.values.constructor).toBe(sent.values.constructor);
-      expect(Buffer.from(tensor.values.buffer, tensor.values.byteOffset, tensor.values.byteLength).equals(
-        Buffer.from(sent.values.buffer, sent.values.byteOffset, sent.values.byteLength),
-      )).toBe(true);
+      expect(
+        Buffer.from(tensor.values.buffer, tensor.values.byteOffset, tensor.values.byteLength).equals(
+          Buffer.from(sent.values.buffer, sent.values.byteOffset, sent.values.byteLength),
+        ),
+      ).toBe(true);
     }
   });
 
@@ -178,7 +224,9 @@ describe('worker server and client', () => {
   it('rejects a state with a duplicate name', async () => {
     const tensor = { name: 'g/bias', shape: [2], values: Float32Array.of(1, 2) };
 
-    await expect(client.putState({ jobId: 'j1', tensors: [tensor, { ...tensor }] })).rejects.toThrow(/PutState failed .*INVALID_ARGUMENT: .*tensor "g\/bias" sent twice/);
+    await expect(client.putState({ jobId: 'j1', tensors: [tensor, { ...tensor }] })).rejects.toThrow(
+      /PutState failed .*INVALID_ARGUMENT: .*tensor "g\/bias" sent twice/,
+    );
     expect(handlers.stored).toEqual([]);
   });
 
@@ -187,9 +235,17 @@ describe('worker server and client', () => {
   });
 
   it('names the worker when it is unreachable', async () => {
-    const gone = new WorkerClient({ address: '127.0.0.1:1', workerId: 'w9', rank: 3, logger: silent, controlDeadlineMs: 500 });
+    const gone = new WorkerClient({
+      address: '127.0.0.1:1',
+      workerId: 'w9',
+      rank: 3,
+      logger: silent,
+      controlDeadlineMs: 500,
+    });
 
-    await expect(gone.endJob({ jobId: 'j1', reason: 'x' })).rejects.toThrow(/EndJob failed for rank 3 \(worker w9 at 127\.0\.0\.1:1\), job j1: (UNAVAILABLE|DEADLINE_EXCEEDED)/);
+    await expect(gone.endJob({ jobId: 'j1', reason: 'x' })).rejects.toThrow(
+      /EndJob failed for rank 3 \(worker w9 at 127\.0\.0\.1:1\), job j1: (UNAVAILABLE|DEADLINE_EXCEEDED)/,
+    );
     gone.close();
   });
 });

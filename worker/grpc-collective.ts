@@ -4,7 +4,12 @@ import { createLogger, type Logger } from '../shared/runtime/logger.js';
 import { bytesOf, ChunkAssembler, chunksOf, wireDTypeOf, type FloatArray } from '../shared/rpc/codec.js';
 import { deadlineAfter, REDUCE_CLIENT_GRACE_MS, STEP_DEADLINE_MS } from '../shared/rpc/deadline.js';
 import { wrapCallError } from '../shared/rpc/errors.js';
-import type { ReduceRequest, ReduceResponse, ReduceResultHeader, WireReduceKind } from '../shared/rpc/messages.js';
+import type {
+  ReduceRequest,
+  ReduceResponse,
+  ReduceResultHeader,
+  WireReduceKind,
+} from '../shared/rpc/messages.js';
 import { CHANNEL_OPTIONS, loadProtos } from '../shared/rpc/proto.js';
 import { writeMessage } from '../shared/rpc/streams.js';
 
@@ -49,9 +54,15 @@ export class GrpcCollective implements Collective {
     this.rank = options.rank;
     this.worldSize = options.worldSize;
     this.deadlineMs = options.deadlineMs ?? STEP_DEADLINE_MS;
-    this.log = options.logger ?? createLogger('worker', { rank: options.rank, workerId: options.workerId, jobId: options.jobId });
+    this.log =
+      options.logger ??
+      createLogger('worker', { rank: options.rank, workerId: options.workerId, jobId: options.jobId });
     const { CoordinatorClient } = loadProtos();
-    this.client = new CoordinatorClient(options.coordinatorAddress, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+    this.client = new CoordinatorClient(
+      options.coordinatorAddress,
+      grpc.credentials.createInsecure(),
+      CHANNEL_OPTIONS,
+    );
   }
 
   /** Sums `data` over all ranks in rank order, as `Collective.allReduceSum` specifies. */
@@ -102,7 +113,11 @@ export class GrpcCollective implements Collective {
     }
   }
 
-  private exchange(kind: WireReduceKind, opId: string, data: FloatArray): Promise<{ values: FloatArray; header: ReduceResultHeader }> {
+  private exchange(
+    kind: WireReduceKind,
+    opId: string,
+    data: FloatArray,
+  ): Promise<{ values: FloatArray; header: ReduceResultHeader }> {
     const deadline = deadlineAfter(this.deadlineMs + REDUCE_CLIENT_GRACE_MS);
     const stream = (this.client as unknown as ReduceClient).Reduce({ deadline });
     const dtype = wireDTypeOf(data);
@@ -116,7 +131,10 @@ export class GrpcCollective implements Collective {
             header = message.header ?? undefined;
             if (header === undefined) throw new Error('the first Reduce response carries no header');
             if (header.dtype !== dtype) throw new Error(`result dtype ${header.dtype}, expected ${dtype}`);
-            assembler = new ChunkAssembler(header.dtype, header.partLengths.reduce((sum, length) => sum + length, 0));
+            assembler = new ChunkAssembler(
+              header.dtype,
+              header.partLengths.reduce((sum, length) => sum + length, 0),
+            );
           }
           if (message.data.length > 0) assembler!.push(message.data);
         } catch (error) {
@@ -127,7 +145,8 @@ export class GrpcCollective implements Collective {
       stream.on('error', reject);
       stream.on('end', () => {
         try {
-          if (header === undefined || assembler === undefined) throw new Error('the coordinator closed the stream without a result');
+          if (header === undefined || assembler === undefined)
+            throw new Error('the coordinator closed the stream without a result');
           resolve({ values: assembler.finish(), header });
         } catch (error) {
           reject(error);
@@ -149,7 +168,8 @@ export class GrpcCollective implements Collective {
         step: this.step,
       };
       await writeMessage(stream, { header, data: Buffer.alloc(0) } satisfies ReduceRequest);
-      if (data.length > 0) for (const chunk of chunksOf(bytesOf(data))) await writeMessage(stream, { data: chunk });
+      if (data.length > 0)
+        for (const chunk of chunksOf(bytesOf(data))) await writeMessage(stream, { data: chunk });
       stream.end();
     })();
     // A failed send also surfaces as a stream error, which `received` reports with the server's status.

@@ -38,7 +38,11 @@ export interface Registration {
 
 // Status codes that mean "the coordinator is not reachable yet", worth retrying. Any other failure (for
 // example UNIMPLEMENTED from a server that is not a cbn-train coordinator) ends registration at once.
-const RETRYABLE_CODES = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.RESOURCE_EXHAUSTED]);
+const RETRYABLE_CODES = new Set([
+  grpc.status.UNAVAILABLE,
+  grpc.status.DEADLINE_EXCEEDED,
+  grpc.status.RESOURCE_EXHAUSTED,
+]);
 
 /**
  * Registers this worker with the coordinator, retrying with exponential backoff while the coordinator is
@@ -58,20 +62,33 @@ export async function registerWithCoordinator(options: RegistrationOptions): Pro
     modelHash: options.modelHash,
   };
   const { CoordinatorClient } = loadProtos();
-  const client = new CoordinatorClient(options.coordinatorAddress, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  const client = new CoordinatorClient(
+    options.coordinatorAddress,
+    grpc.credentials.createInsecure(),
+    CHANNEL_OPTIONS,
+  );
   const started = Date.now();
   let backoffMs = options.initialBackoffMs ?? 500;
 
   try {
     for (let attempt = 1; ; attempt++) {
       try {
-        const response = await callRegister(client, request, options.attemptDeadlineMs ?? CONTROL_DEADLINE_MS);
+        const response = await callRegister(
+          client,
+          request,
+          options.attemptDeadlineMs ?? CONTROL_DEADLINE_MS,
+        );
         return accepted(response, options, log);
       } catch (error) {
         if (error instanceof RegistrationRejectedError) throw error;
         if (!isRetryable(error)) {
           log.error({ coordinator: options.coordinatorAddress, attempt, err: error }, 'registration failed');
-          throw new Error(`registration with the coordinator at ${options.coordinatorAddress} failed: ${describeFailure(error)}`);
+          throw new Error(
+            `registration with the coordinator at ${options.coordinatorAddress} failed: ${describeFailure(error)}`,
+            {
+              cause: error,
+            },
+          );
         }
 
         const elapsedMs = Date.now() - started;
@@ -79,9 +96,13 @@ export async function registerWithCoordinator(options: RegistrationOptions): Pro
           throw new Error(
             `registration with the coordinator at ${options.coordinatorAddress} timed out after ${elapsedMs} ms ` +
               `and ${attempt} attempts: ${describeFailure(error)}`,
+            { cause: error },
           );
         }
-        log.warn({ coordinator: options.coordinatorAddress, attempt, retryInMs: backoffMs, err: error }, 'registration failed, retrying');
+        log.warn(
+          { coordinator: options.coordinatorAddress, attempt, retryInMs: backoffMs, err: error },
+          'registration failed, retrying',
+        );
         await sleep(backoffMs);
         backoffMs = Math.min(backoffMs * 2, maxBackoffMs);
       }
@@ -94,16 +115,25 @@ export async function registerWithCoordinator(options: RegistrationOptions): Pro
 function accepted(response: RegisterResponse, options: RegistrationOptions, log: Logger): Registration {
   if (!response.accepted) {
     log.error({ coordinator: options.coordinatorAddress, reason: response.message }, 'registration rejected');
-    throw new RegistrationRejectedError(`the coordinator at ${options.coordinatorAddress} rejected this worker: ${response.message}`);
+    throw new RegistrationRejectedError(
+      `the coordinator at ${options.coordinatorAddress} rejected this worker: ${response.message}`,
+    );
   }
 
-  log.info({ coordinator: options.coordinatorAddress, rank: response.rank, address: options.advertisedAddress }, 'registered');
+  log.info(
+    { coordinator: options.coordinatorAddress, rank: response.rank, address: options.advertisedAddress },
+    'registered',
+  );
   const registration: Registration = { message: response.message };
   if (response.rank !== undefined) registration.rank = response.rank;
   return registration;
 }
 
-function callRegister(client: grpc.Client, request: RegisterRequest, deadlineMs: number): Promise<RegisterResponse> {
+function callRegister(
+  client: grpc.Client,
+  request: RegisterRequest,
+  deadlineMs: number,
+): Promise<RegisterResponse> {
   const register = (client as unknown as { Register: RegisterMethod }).Register;
   return new Promise((resolve, reject) => {
     register.call(client, request, { deadline: deadlineAfter(deadlineMs) }, (error, response) => {

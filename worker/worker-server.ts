@@ -57,7 +57,10 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
   const log = options.logger ?? createLogger('worker', { workerId: options.workerId });
   const protos = loadProtos();
   const health = new HealthService(['cbntrain.v1.Worker']);
-  const identity: CallContext = { workerId: options.workerId, address: options.advertisedAddress ?? options.listen };
+  const identity: CallContext = {
+    workerId: options.workerId,
+    address: options.advertisedAddress ?? options.listen,
+  };
   const implementation = new WorkerService(options.handlers, identity, log).implementation();
 
   const { server, port } = await bindServer(options.listen, [
@@ -103,13 +106,25 @@ class WorkerService {
   private startJob(...[call, callback]: Parameters<Unary<StartJobRequest, Empty>>): void {
     const request = call.request;
     run(async () => {
-      const config = parseJobConfig(JSON.parse(request.configJson) as unknown, `config of job ${request.jobId}`);
-      await this.handlers.startJob({ jobId: request.jobId, config, rank: request.rank, worldSize: request.worldSize });
+      const config = parseJobConfig(
+        JSON.parse(request.configJson) as unknown,
+        `config of job ${request.jobId}`,
+      );
+      await this.handlers.startJob({
+        jobId: request.jobId,
+        config,
+        rank: request.rank,
+        worldSize: request.worldSize,
+      });
       Object.assign(this.identity, { rank: request.rank, jobId: request.jobId });
-      this.log.info({ jobId: request.jobId, rank: request.rank, worldSize: request.worldSize }, 'job started');
+      this.log.info(
+        { jobId: request.jobId, rank: request.rank, worldSize: request.worldSize },
+        'job started',
+      );
     }).then(
       () => callback(null, {}),
-      (error: unknown) => callback(this.fail('StartJob', error, { jobId: request.jobId, rank: request.rank })),
+      (error: unknown) =>
+        callback(this.fail('StartJob', error, { jobId: request.jobId, rank: request.rank })),
     );
   }
 
@@ -196,7 +211,10 @@ class WorkerService {
   private fail(call: string, error: unknown, extra: CallContext = {}, code = codeOf(error)) {
     const context = { ...this.identity, ...extra };
     const details = `${call} failed on ${describeContext(context)}: ${messageOf(error)}`;
-    this.log.error({ rank: context.rank, jobId: context.jobId, step: context.step, err: error }, `${call} failed`);
+    this.log.error(
+      { rank: context.rank, jobId: context.jobId, step: context.step, err: error },
+      `${call} failed`,
+    );
     return serviceError(code, details);
   }
 }
@@ -207,6 +225,7 @@ async function run<T>(action: () => Promise<T>): Promise<T> {
 }
 
 function codeOf(error: unknown): grpc.status {
-  if (error instanceof SyntaxError || (error instanceof Error && error.name === 'UsageError')) return grpc.status.INVALID_ARGUMENT;
+  if (error instanceof SyntaxError || (error instanceof Error && error.name === 'UsageError'))
+    return grpc.status.INVALID_ARGUMENT;
   return grpc.status.INTERNAL;
 }

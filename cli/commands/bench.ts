@@ -11,10 +11,14 @@ const SIZE_UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 10
 export function parseSizes(text: string): number[] {
   return text.split(',').map((item) => {
     const match = /^(\d+)([KMG]?)$/i.exec(item.trim());
-    if (match === null) throw new UsageError(`--sizes: invalid size ${JSON.stringify(item)}, expected a byte count such as 4096, 64K or 16M`);
+    if (match === null)
+      throw new UsageError(
+        `--sizes: invalid size ${JSON.stringify(item)}, expected a byte count such as 4096, 64K or 16M`,
+      );
 
     const bytes = Number(match[1]) * SIZE_UNITS[match[2]!.toUpperCase()]!;
-    if (bytes <= 0 || bytes % 4 !== 0) throw new UsageError(`--sizes: ${item} must be a positive multiple of 4 bytes (float32), got ${bytes}`);
+    if (bytes <= 0 || bytes % 4 !== 0)
+      throw new UsageError(`--sizes: ${item} must be a positive multiple of 4 bytes (float32), got ${bytes}`);
     return bytes;
   });
 }
@@ -29,7 +33,8 @@ function parseWorkers(text: string): number {
 
 function parseReps(text: string): number {
   const reps = Number(text);
-  if (!Number.isInteger(reps) || reps < 1) throw new UsageError(`--reps must be a positive integer, got ${JSON.stringify(text)}`);
+  if (!Number.isInteger(reps) || reps < 1)
+    throw new UsageError(`--reps must be a positive integer, got ${JSON.stringify(text)}`);
   return reps;
 }
 
@@ -42,7 +47,9 @@ function formatResult(result: AllReduceBenchResult): string {
 
 /** Adds the `bench` command group and its `allreduce` subcommand. */
 export function register(program: Command): void {
-  const bench = program.command('bench').description('Measure the speed of cbn-train components on this machine');
+  const bench = program
+    .command('bench')
+    .description('Measure the speed of cbn-train components on this machine');
 
   bench
     .command('allreduce')
@@ -51,12 +58,23 @@ export function register(program: Command): void {
         'algbw = bytes / time and busbw = algbw·2(n−1)/n per size (nccl-tests definitions, GB/s = 1e9 B/s).',
     )
     .option('--workers <n>', 'number of worker processes', parseWorkers, 2)
-    .option('--sizes <list>', `comma-separated buffer sizes in bytes, K, M and G being powers of 1024 (default: ${DEFAULT_SIZES})`, parseSizes)
+    .option(
+      '--sizes <list>',
+      `comma-separated buffer sizes in bytes, K, M and G being powers of 1024 (default: ${DEFAULT_SIZES})`,
+      parseSizes,
+    )
     .option('--reps <n>', 'timed repetitions per size (default: max(3, min(50, 2e8 / bytes)))', parseReps)
     .option('--json', 'print one JSON object per size instead of text lines')
     .action(async (options: { workers: number; sizes?: number[]; reps?: number; json?: boolean }) => {
       const print = (result: AllReduceBenchResult) =>
         process.stdout.write(`${options.json === true ? JSON.stringify(result) : formatResult(result)}\n`);
-      await runAllReduceBench({ workers: options.workers, sizesBytes: options.sizes ?? parseSizes(DEFAULT_SIZES), reps: options.reps ?? 0 }, print);
+      await runAllReduceBench(
+        {
+          workers: options.workers,
+          sizesBytes: options.sizes ?? parseSizes(DEFAULT_SIZES),
+          reps: options.reps ?? 0,
+        },
+        print,
+      );
     });
 }

@@ -34,7 +34,13 @@ export function runStepFromWire(request: WireRunStepRequest): RunStepRequest {
     channels: wire.channels,
   };
   checkShard(shard);
-  return { jobId: request.jobId, step: request.step, phases: request.phases, globalBatch: request.globalBatch, shard };
+  return {
+    jobId: request.jobId,
+    step: request.step,
+    phases: request.phases,
+    globalBatch: request.globalBatch,
+    shard,
+  };
 }
 
 /** Converts a handler's result to its wire form. */
@@ -63,10 +69,20 @@ function checkShard(shard: Shard): void {
     throw new Error(`shard has ${shard.labels.length} labels, expected count = ${shard.count}`);
   }
   if (shard.globalIndices.length !== shard.count) {
-    throw new Error(`shard has ${shard.globalIndices.length} global indices, expected count = ${shard.count}`);
+    throw new Error(
+      `shard has ${shard.globalIndices.length} global indices, expected count = ${shard.count}`,
+    );
   }
 }
 
 function emptyWireShard(): WireShard {
-  return { images: Buffer.alloc(0), labels: Buffer.alloc(0), globalIndices: [], count: 0, height: 0, width: 0, channels: 0 };
+  return {
+    images: Buffer.alloc(0),
+    labels: Buffer.alloc(0),
+    globalIndices: [],
+    count: 0,
+    height: 0,
+    width: 0,
+    channels: 0,
+  };
 }

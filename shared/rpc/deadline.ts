@@ -17,6 +17,7 @@ export function deadlineAfter(ms: number): Date {
 
 /** Throws unless `ms` is a positive finite number, naming the option. */
 export function checkDeadlineMs(name: string, ms: number): number {
-  if (!Number.isFinite(ms) || ms <= 0) throw new Error(`${name} must be a positive number of milliseconds, got ${ms}`);
+  if (!Number.isFinite(ms) || ms <= 0)
+    throw new Error(`${name} must be a positive number of milliseconds, got ${ms}`);
   return ms;
 }

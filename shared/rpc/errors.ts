@@ -19,7 +19,8 @@ export function describeContext(context: CallContext): string {
   ]
     .filter((part) => part !== undefined)
     .join(' ');
-  if (context.rank !== undefined) parts.push(who === '' ? `rank ${context.rank}` : `rank ${context.rank} (${who})`);
+  if (context.rank !== undefined)
+    parts.push(who === '' ? `rank ${context.rank}` : `rank ${context.rank} (${who})`);
   else if (who !== '') parts.push(who);
   if (context.jobId !== undefined) parts.push(`job ${context.jobId}`);
   if (context.step !== undefined) parts.push(`step ${context.step}`);
@@ -59,7 +60,9 @@ export function wrapCallError(call: string, error: unknown, context: CallContext
 
 /** Returns whether `error` is a grpc-js ServiceError (an Error with a numeric `code` and `details`). */
 export function isServiceError(error: unknown): error is ServiceError {
-  return error instanceof Error && typeof (error as Partial<ServiceError>).code === 'number' && 'details' in error;
+  return (
+    error instanceof Error && typeof (error as Partial<ServiceError>).code === 'number' && 'details' in error
+  );
 }
 
 /** Builds the status object a server passes to a callback or `emit('error')` to fail a call. */

@@ -37,7 +37,9 @@ export class HealthService {
       ) => {
         const current = this.statuses.get(call.request.service);
         if (current === undefined) {
-          callback(serviceError(grpc.status.NOT_FOUND, `unknown service ${JSON.stringify(call.request.service)}`));
+          callback(
+            serviceError(grpc.status.NOT_FOUND, `unknown service ${JSON.stringify(call.request.service)}`),
+          );
           return;
         }
         callback(null, { status: current });

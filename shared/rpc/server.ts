@@ -8,7 +8,8 @@ export function parseHostPort(option: string, value: string): { host: string; po
   if (match === null) throw new UsageError(`${option} must be HOST:PORT, got ${JSON.stringify(value)}`);
 
   const port = Number(match[2]);
-  if (port > 65_535) throw new UsageError(`${option} port must be 0..65535, got ${port} in ${JSON.stringify(value)}`);
+  if (port > 65_535)
+    throw new UsageError(`${option} port must be 0..65535, got ${port} in ${JSON.stringify(value)}`);
   return { host: match[1]!, port };
 }
 
@@ -19,7 +20,10 @@ export function parseHostPort(option: string, value: string): { host: string; po
  */
 export async function bindServer(
   listen: string,
-  services: readonly { definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation }[],
+  services: readonly {
+    definition: grpc.ServiceDefinition;
+    implementation: grpc.UntypedServiceImplementation;
+  }[],
 ): Promise<{ server: grpc.Server; port: number }> {
   parseHostPort('--listen', listen);
   const server = new grpc.Server(CHANNEL_OPTIONS);

@@ -7,7 +7,10 @@ import type { NamedTensor } from './types.js';
  * most `chunkBytes` raw little-endian bytes. Every chunk repeats the name, shape and dtype and carries its
  * byte offset, so the receiver can check order and completeness.
  */
-export function* encodeTensors(tensors: readonly NamedTensor[], chunkBytes = CHUNK_BYTES): Generator<TensorChunk> {
+export function* encodeTensors(
+  tensors: readonly NamedTensor[],
+  chunkBytes = CHUNK_BYTES,
+): Generator<TensorChunk> {
   for (const tensor of tensors) {
     checkShape(tensor.name, tensor.shape, tensor.values.length);
     const dtype = wireDTypeOf(tensor.values);
@@ -31,10 +34,14 @@ export class TensorStreamDecoder {
     if (current === undefined || chunk.name !== current.tensor.name || chunk.offset === 0) this.begin(chunk);
     const tensor = this.current!;
     if (chunk.offset !== tensor.received) {
-      throw new Error(`tensor ${JSON.stringify(chunk.name)}: chunk at byte ${chunk.offset}, expected ${tensor.received}`);
+      throw new Error(
+        `tensor ${JSON.stringify(chunk.name)}: chunk at byte ${chunk.offset}, expected ${tensor.received}`,
+      );
     }
     if (tensor.received + chunk.data.length > tensor.bytes.length) {
-      throw new Error(`tensor ${JSON.stringify(chunk.name)}: received more bytes than its shape [${chunk.shape.join(',')}] contains`);
+      throw new Error(
+        `tensor ${JSON.stringify(chunk.name)}: received more bytes than its shape [${chunk.shape.join(',')}] contains`,
+      );
     }
     tensor.bytes.set(chunk.data, tensor.received);
     tensor.received += chunk.data.length;
