@@ -93,6 +93,10 @@ export async function registerWithCoordinator(options: RegistrationOptions): Pro
 
         const elapsedMs = Date.now() - started;
         if (elapsedMs + backoffMs > timeoutMs) {
+          log.error(
+            { coordinator: options.coordinatorAddress, attempt, elapsedMs, err: error },
+            'registration timed out',
+          );
           throw new Error(
             `registration with the coordinator at ${options.coordinatorAddress} timed out after ${elapsedMs} ms ` +
               `and ${attempt} attempts: ${describeFailure(error)}`,
