@@ -2,7 +2,6 @@ import * as grpc from '@grpc/grpc-js';
 import { createLogger, type Logger } from '../shared/runtime/logger.js';
 import { bytesOf, bytesPerElement, ChunkAssembler, chunksOf } from '../shared/rpc/codec.js';
 import { messageOf, serviceError } from '../shared/rpc/errors.js';
-import { HealthService } from '../shared/rpc/health.js';
 import type {
   ReduceHeader,
   ReduceRequest,
@@ -11,7 +10,7 @@ import type {
   RegisterResponse,
 } from '../shared/rpc/messages.js';
 import { loadProtos } from '../shared/rpc/proto.js';
-import { bindServer, stopServer } from '../shared/rpc/server.js';
+import { startServer, type RunningServer } from '../shared/rpc/server.js';
 import { writeMessage } from '../shared/rpc/streams.js';
 import {
   ReductionError,
@@ -36,13 +35,7 @@ export interface CoordinatorServerOptions {
 }
 
 /** A running coordinator gRPC server. */
-export interface CoordinatorServer {
-  /** The bound port (the chosen one when `listen` had port 0). */
-  readonly port: number;
-  readonly health: HealthService;
-  /** Reports NOT_SERVING, waits up to `graceMs` (default 2000) for calls in flight, then closes. */
-  stop(graceMs?: number): Promise<void>;
-}
+export type CoordinatorServer = RunningServer;
 
 /**
  * Starts the coordinator's gRPC server: `cbntrain.v1.Coordinator` (Register, Reduce) and
@@ -50,9 +43,6 @@ export interface CoordinatorServer {
  */
 export async function startCoordinatorServer(options: CoordinatorServerOptions): Promise<CoordinatorServer> {
   const log = options.logger ?? createLogger('coordinator');
-  const protos = loadProtos();
-  const health = new HealthService(['cbntrain.v1.Coordinator']);
-
   const implementation: grpc.UntypedServiceImplementation = {
     Register: (
       call: grpc.ServerUnaryCall<RegisterRequest, RegisterResponse>,
@@ -64,21 +54,15 @@ export async function startCoordinatorServer(options: CoordinatorServerOptions):
       handleReduce(call, options.reductions, log);
     },
   };
-  const { server, port } = await bindServer(options.listen, [
-    { definition: protos.coordinatorService, implementation },
-    { definition: protos.healthService, implementation: health.implementation() },
-  ]);
-  log.info({ listen: options.listen, port }, 'coordinator listening');
 
-  return {
-    port,
-    health,
-    async stop(graceMs = 2_000) {
-      health.setAll(false);
-      await stopServer(server, graceMs);
-      log.info({ port }, 'coordinator server stopped');
-    },
-  };
+  return startServer({
+    listen: options.listen,
+    name: 'coordinator',
+    serviceName: 'cbntrain.v1.Coordinator',
+    definition: loadProtos().coordinatorService,
+    implementation,
+    log,
+  });
 }
 
 /**

@@ -3,7 +3,6 @@ import { parseJobConfig } from '../shared/config/job.js';
 import { createLogger, type Logger } from '../shared/runtime/logger.js';
 import { runStepFromWire, stepResultToWire } from '../shared/rpc/convert.js';
 import { describeContext, messageOf, serviceError, type CallContext } from '../shared/rpc/errors.js';
-import { HealthService } from '../shared/rpc/health.js';
 import type {
   EndJobRequest,
   Empty,
@@ -16,7 +15,7 @@ import type {
   WireStepResult,
 } from '../shared/rpc/messages.js';
 import { loadProtos } from '../shared/rpc/proto.js';
-import { bindServer, stopServer } from '../shared/rpc/server.js';
+import { startServer, type RunningServer } from '../shared/rpc/server.js';
 import { writeMessage } from '../shared/rpc/streams.js';
 import { encodeTensors, TensorStreamDecoder } from '../shared/rpc/tensors.js';
 import type { NamedTensor, WorkerHandlers } from '../shared/rpc/types.js';
@@ -32,13 +31,7 @@ export interface WorkerServerOptions {
 }
 
 /** A running worker gRPC server. */
-export interface WorkerServer {
-  /** The bound port (the chosen one when `listen` had port 0). */
-  readonly port: number;
-  readonly health: HealthService;
-  /** Reports NOT_SERVING, waits up to `graceMs` (default 2000) for calls in flight, then closes. */
-  stop(graceMs?: number): Promise<void>;
-}
+export type WorkerServer = RunningServer;
 
 type Unary<Request, Response> = (
   call: grpc.ServerUnaryCall<Request, Response>,
@@ -55,31 +48,23 @@ type Unary<Request, Response> = (
  */
 export async function startWorkerServer(options: WorkerServerOptions): Promise<WorkerServer> {
   const log = options.logger ?? createLogger('worker', { workerId: options.workerId });
-  const protos = loadProtos();
-  const health = new HealthService(['cbntrain.v1.Worker']);
   const identity: CallContext = {
     workerId: options.workerId,
     address: options.advertisedAddress ?? options.listen,
   };
-  const implementation = new WorkerService(options.handlers, identity, log).implementation();
+  const server = await startServer({
+    listen: options.listen,
+    name: 'worker',
+    serviceName: 'cbntrain.v1.Worker',
+    definition: loadProtos().workerService,
+    implementation: new WorkerService(options.handlers, identity, log).implementation(),
+    log,
+  });
 
-  const { server, port } = await bindServer(options.listen, [
-    { definition: protos.workerService, implementation },
-    { definition: protos.healthService, implementation: health.implementation() },
-  ]);
   // With port 0 the address named in errors must carry the port actually bound.
-  identity.address = options.advertisedAddress ?? options.listen.replace(/:0$/, `:${port}`);
-  log.info({ listen: options.listen, port, address: identity.address }, 'worker listening');
-
-  return {
-    port,
-    health,
-    async stop(graceMs = 2_000) {
-      health.setAll(false);
-      await stopServer(server, graceMs);
-      log.info({ port }, 'worker server stopped');
-    },
-  };
+  identity.address = options.advertisedAddress ?? options.listen.replace(/:0$/, `:${server.port}`);
+  log.info({ address: identity.address }, 'worker address');
+  return server;
 }
 
 /**

@@ -1,6 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { UsageError } from '../runtime/errors.js';
-import { CHANNEL_OPTIONS } from './proto.js';
+import type { Logger } from '../runtime/logger.js';
+import { HealthService } from './health.js';
+import { CHANNEL_OPTIONS, loadProtos } from './proto.js';
 
 /** Splits `HOST:PORT` (IPv6 hosts in brackets) and checks the port, throwing a UsageError naming `option`. */
 export function parseHostPort(option: string, value: string): { host: string; port: number } {
@@ -57,4 +59,43 @@ function bindError(listen: string, error: Error): UsageError {
     return new UsageError(`cannot listen on ${listen}: address already in use; choose another --listen port`);
   }
   return new UsageError(`cannot listen on ${listen}: ${error.message}`);
+}
+
+/** A running gRPC server of one cbn-train service plus the health service. */
+export interface RunningServer {
+  /** The bound port (the chosen one when `listen` had port 0). */
+  readonly port: number;
+  readonly health: HealthService;
+  /** Reports NOT_SERVING, waits up to `graceMs` (default 2000) for calls in flight, then closes. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Binds one service and `grpc.health.v1.Health` on `listen`, logging the start and the stop as `name`
+ * (for example `coordinator`). Throws a UsageError naming the address when it is taken or invalid.
+ */
+export async function startServer(options: {
+  listen: string;
+  name: string;
+  serviceName: string;
+  definition: grpc.ServiceDefinition;
+  implementation: grpc.UntypedServiceImplementation;
+  log: Logger;
+}): Promise<RunningServer> {
+  const health = new HealthService([options.serviceName]);
+  const { server, port } = await bindServer(options.listen, [
+    { definition: options.definition, implementation: options.implementation },
+    { definition: loadProtos().healthService, implementation: health.implementation() },
+  ]);
+  options.log.info({ listen: options.listen, port }, `${options.name} listening`);
+
+  return {
+    port,
+    health,
+    async stop(graceMs = 2_000) {
+      health.setAll(false);
+      await stopServer(server, graceMs);
+      options.log.info({ port }, `${options.name} server stopped`);
+    },
+  };
 }
