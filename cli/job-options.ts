@@ -18,7 +18,7 @@ export function flagOf(field: string): string {
 export function addJobOptions(command: Command): Command {
   return command
     .option('--config <file>', 'read job options from a JSON file; flags given as well override it')
-    .option('--preset <name>', 'model size: tiny (CPU demo) or base (GPU) [tiny]')
+    .option('--preset <name>', 'model size: micro (smoke tests), tiny (CPU demo) or base (GPU) [tiny]')
     .option('--steps <n>', 'optimizer steps, one D and one G update each [200]')
     .option('--batch <n>', 'global batch size, split over the workers [64]')
     .option('--lr <rate>', 'Adam learning rate of both networks [0.0002]')

@@ -199,12 +199,23 @@ async function runOneStep(options: TrainingRunOptions, clients: WorkerClient[], 
   const requests = buildStepRequests(jobId, config, data, step, clients.length);
   const dataMs = performance.now() - stepStart;
 
-  const settled = await Promise.allSettled(clients.map((c, rank) => c.runStep(requests[rank]!)));
-  const failure = firstFailure(settled);
-  if (failure !== undefined) {
-    options.reductions.abort(jobId, `step ${step} failed: ${messageOf(failure)}`);
-    options.log.error({ jobId, step, err: failure }, 'step failed');
-    throw failure;
+  // The first failure aborts the job's pending reductions at once, so the other workers stop waiting
+  // for the failed one instead of running into their deadline; it is also the error reported.
+  let firstError: unknown;
+  const settled = await Promise.allSettled(
+    clients.map((c, rank) =>
+      c.runStep(requests[rank]!).catch((error: unknown) => {
+        if (firstError === undefined) {
+          firstError = error;
+          options.reductions.abort(jobId, `step ${step} failed: ${messageOf(error)}`);
+        }
+        throw error;
+      }),
+    ),
+  );
+  if (firstError !== undefined) {
+    options.log.error({ jobId, step, err: firstError }, 'step failed');
+    throw firstError;
   }
   const results = settled.map((s) => (s as PromiseFulfilledResult<StepResult>).value);
   checkReplicasAgree(results, step, clients);
@@ -221,16 +232,6 @@ async function runOneStep(options: TrainingRunOptions, clients: WorkerClient[], 
     dataMs,
     time: new Date().toISOString(),
   };
-}
-
-/**
- * Picks the error to report. Once one worker fails, the others fail too (their reductions are aborted),
- * so a root cause is preferred over an error that only says a reduction was aborted or cancelled.
- */
-function firstFailure(settled: PromiseSettledResult<StepResult>[]): unknown {
-  const failures = settled.filter((s): s is PromiseRejectedResult => s.status === 'rejected').map((s) => s.reason);
-  if (failures.length === 0) return undefined;
-  return failures.find((e) => !/abort|cancel/i.test(messageOf(e))) ?? failures[0];
 }
 
 function checkReplicasAgree(results: StepResult[], step: number, clients: WorkerClient[]): void {

@@ -124,3 +124,30 @@ describe('training step memory', () => {
     disposeAll(replicas);
   });
 });
+
+describe('non-finite gradients', () => {
+  beforeAll(async () => {
+    await useBackend('wasm');
+  });
+
+  it('are rejected by every replica, naming the step and the parameter', async () => {
+    const job = parseJobConfig({ batch: 4, seed: 1, checkParamsEvery: 0 });
+    const group = new InProcessGroup(2);
+    const replicas = group.members.map(
+      (c, rank) =>
+        new GanReplica('job', job, c, { scope: `nan${rank}:`, preset: TEST_PRESET, ...(rank === 1 ? { nanGradientAtStep: 1 } : {}) }),
+    );
+    const before = replicas.map((r) => r.checksum());
+    await Promise.all(replicas.map((r, rank) => r.trainStep(shardsForStep(job, 0, 2)[rank]!)));
+    const outcomes = await Promise.allSettled(replicas.map((r, rank) => r.trainStep(shardsForStep(job, 1, 2)[rank]!)));
+
+    for (const outcome of outcomes) {
+      expect(outcome.status).toBe('rejected');
+      const message = (outcome as PromiseRejectedResult).reason.message as string;
+      expect(message).toMatch(/non-finite gradient at step 1 in parameter G\/out_conv\/bias/);
+    }
+    expect(replicas[0]!.checksum()).toBe(replicas[1]!.checksum());
+    expect(replicas[0]!.checksum()).not.toBe(before[0]);
+    disposeAll(replicas);
+  });
+});

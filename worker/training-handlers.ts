@@ -40,7 +40,10 @@ export class TrainingHandlers implements WorkerHandlers {
       deadlineMs: request.config.stepDeadlineMs,
       logger: this.options.logger.child({ jobId: request.jobId, rank: request.rank }),
     });
-    const replica = new GanReplica(request.jobId, request.config, collective);
+    const nanStep = process.env.CBN_TEST_NAN_GRAD_STEP;
+    const replica = new GanReplica(request.jobId, request.config, collective, {
+      ...(nanStep ? { nanGradientAtStep: Number(nanStep) } : {}),
+    });
     this.active = { jobId: request.jobId, replica, collective };
     this.options.logger.info(
       { jobId: request.jobId, rank: request.rank, worldSize: request.worldSize, preset: request.config.preset },

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { PRESET_NAMES } from '../model/presets.js';
 import { UsageError } from '../runtime/errors.js';
 
 /**
@@ -8,8 +9,8 @@ import { UsageError } from '../runtime/errors.js';
  */
 export const JobConfigSchema = z
   .object({
-    /** Model size: `tiny` learns MNIST digits on two CPU cores in minutes, `base` is meant for GPUs. */
-    preset: z.enum(['tiny', 'base']).default('tiny'),
+    /** Model size: `micro` for smoke tests, `tiny` learns MNIST digits on two CPU cores in minutes, `base` for GPUs. */
+    preset: z.enum(PRESET_NAMES).default('tiny'),
     /** Number of optimizer steps (one D update and one G update each). */
     steps: z.number().int().positive().default(200),
     /** Global batch size, split over the workers; it may be smaller than the worker count. */

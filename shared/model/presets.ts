@@ -14,11 +14,26 @@ export interface ModelPreset {
   imageChannels: number;
 }
 
+/** Names accepted by `--preset`. */
+export const PRESET_NAMES = ['micro', 'tiny', 'base'] as const;
+export type PresetName = (typeof PRESET_NAMES)[number];
+
 /**
- * `tiny`: about 0.2M parameters, sized so a two-worker CPU run learns recognizable digits in minutes.
+ * `micro`: about 5K parameters, for smoke tests of a cluster and for CI; it does not learn digits.
+ * `tiny`: about 0.3M parameters, sized so a two-worker CPU run learns recognizable digits in minutes.
  * `base`: about 4M parameters, for GPU workers.
  */
-export const PRESETS: Record<'tiny' | 'base', ModelPreset> = {
+export const PRESETS: Record<PresetName, ModelPreset> = {
+  micro: {
+    name: 'micro',
+    numClasses: 10,
+    zDim: 6,
+    genBaseChannels: 8,
+    genBlockChannels: [8, 6, 4],
+    discBlockChannels: [4, 6, 8, 8],
+    imageSize: 32,
+    imageChannels: 1,
+  },
   tiny: {
     name: 'tiny',
     numClasses: 10,

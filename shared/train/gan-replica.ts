@@ -34,6 +34,11 @@ export interface ReplicaOptions {
   scope?: string;
   /** Architecture to use instead of the job's preset (tests use smaller ones). */
   preset?: ModelPreset;
+  /**
+   * Fault injection for tests: at this step, this replica's local G gradient gets a NaN before the
+   * reduction, as a numerical blow-up on one shard would. Workers read it from `CBN_TEST_NAN_GRAD_STEP`.
+   */
+  nanGradientAtStep?: number;
 }
 
 /** Raised when the reduced gradient holds NaN or Inf. Every replica sees the same buffer and raises it. */
@@ -55,6 +60,7 @@ export class GanReplica {
   private readonly optimizerG: Adam;
   private readonly optimizerD: Adam;
   private readonly collective: TimedCollective;
+  private readonly nanGradientAtStep: number | undefined;
 
   constructor(
     readonly jobId: string,
@@ -70,6 +76,7 @@ export class GanReplica {
     this.optimizerG = new Adam(this.generator.store, adam, 'G');
     this.optimizerD = new Adam(this.discriminator.store, adam, 'D');
     this.collective = new TimedCollective(collective);
+    this.nanGradientAtStep = options.nanGradientAtStep;
   }
 
   /** Runs one D update and one G update on this replica's shard. */
@@ -171,6 +178,7 @@ export class GanReplica {
   private async applyReducedGrads(store: ParamStore, grads: GradMap, optimizer: Adam, opId: string, step: number): Promise<void> {
     const flat = flattenGrads(store, grads); // every parameter in store order -> [P] float32
     disposeGrads(grads);
+    if (step === this.nanGradientAtStep && optimizer === this.optimizerG) flat[flat.length - 1] = Number.NaN;
     const reduced = await this.collective.allReduceSum(opId, flat);
 
     const bad = reduced.findIndex((v) => !Number.isFinite(v));

@@ -4,20 +4,11 @@ import { parseJobConfig, type JobConfig } from '../../shared/config/job.js';
 import { gatherSamples } from '../../shared/data/images.js';
 import { loadMnist, type MnistData } from '../../shared/data/idx.js';
 import { globalBatchIndices, splitShards } from '../../shared/data/sampler.js';
-import type { ModelPreset } from '../../shared/model/presets.js';
+import { PRESETS, type ModelPreset } from '../../shared/model/presets.js';
 import { GanReplica, type ShardBatch } from '../../shared/train/gan-replica.js';
 
-/** A small architecture that trains in milliseconds on the cpu backend. */
-export const TEST_PRESET: ModelPreset = {
-  name: 'test',
-  numClasses: 10,
-  zDim: 6,
-  genBaseChannels: 8,
-  genBlockChannels: [8, 6, 4],
-  discBlockChannels: [4, 6, 8, 8],
-  imageSize: 32,
-  imageChannels: 1,
-};
+/** The smallest preset: a training step takes milliseconds. */
+export const TEST_PRESET: ModelPreset = PRESETS.micro;
 
 let mnist: MnistData | undefined;
 
