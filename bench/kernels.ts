@@ -25,9 +25,13 @@ interface Measurement {
   impl: 'stock' | 'project' | 'pytorch' | 'ratio';
   shape: string;
   medianMs?: number;
+  /** Fastest run: less sensitive than the median to other processes on a shared machine. */
+  minMs?: number;
   gflops?: number;
   runs?: number;
+  /** Ours / PyTorch, of the medians and of the fastest runs. */
   ratio?: number;
+  minRatio?: number;
   note?: string;
 }
 
@@ -54,11 +58,17 @@ const ANCHOR_SCRIPT = new URL('./anchors/resblock_torch.py', import.meta.url).pa
 // ---------------------------------------------------------------------------------------------------------
 // Timing
 
+/** Median and fastest wall time of the timed runs, in ms. */
+interface Timing {
+  medianMs: number;
+  minMs: number;
+}
+
 /**
- * Returns the median wall time of `run` in ms. `run` must read its results (`await t.data()`) so the
+ * Times `run` after WARMUP_RUNS untimed calls. `run` must read its results (`await t.data()`) so the
  * timer stops after the work, not after the dispatch, and must dispose what it creates.
  */
-async function medianMs(run: () => Promise<void>, runs: number): Promise<number> {
+async function timeRuns(run: () => Promise<void>, runs: number): Promise<Timing> {
   const times: number[] = [];
   for (let i = 0; i < WARMUP_RUNS + runs; i++) {
     const start = performance.now();
@@ -67,7 +77,8 @@ async function medianMs(run: () => Promise<void>, runs: number): Promise<number>
   }
   times.sort((a, b) => a - b);
   const middle = Math.floor(times.length / 2);
-  return times.length % 2 === 1 ? times[middle]! : (times[middle - 1]! + times[middle]!) / 2;
+  const medianMs = times.length % 2 === 1 ? times[middle]! : (times[middle - 1]! + times[middle]!) / 2;
+  return { medianMs, minMs: times[0]! };
 }
 
 /** Reads every tensor to force completion, then disposes them. */
@@ -98,30 +109,31 @@ async function measureConvKernels(backend: BackendName, impl: 'stock' | 'project
   const flops = convFlops(CONV_FILTER_SHAPE, dy.shape);
   const shape = `x [${CONV_X_SHAPE}] filter [${CONV_FILTER_SHAPE}] same`;
   const results: Measurement[] = [];
-  const record = (op: string, ms: number, runCount: number, note?: string) =>
+  const record = (op: string, timing: Timing, runCount: number, note?: string) =>
     results.push({
       backend,
       op,
       impl,
       shape,
-      medianMs: round3(ms),
-      gflops: round3(flops / ms / 1e6),
+      medianMs: round3(timing.medianMs),
+      minMs: round3(timing.minMs),
+      gflops: round3(flops / timing.medianMs / 1e6),
       runs: runCount,
       note,
     });
 
   record(
     'conv2d forward',
-    await medianMs(() => readAndDispose([tf.conv2d(x, filter, 1, 'same')]), runs),
+    await timeRuns(() => readAndDispose([tf.conv2d(x, filter, 1, 'same')]), runs),
     runs,
   );
 
   const inputGrad = () => conv2dBackpropInput(CONV_X_SHAPE, dy, filter, 1, 'same');
-  record('input gradient', await medianMs(() => readAndDispose([inputGrad()]), runs), runs);
+  record('input gradient', await timeRuns(() => readAndDispose([inputGrad()]), runs), runs);
 
   const filterGrad = () => conv2dBackpropFilter(x, dy, CONV_FILTER_SHAPE, 1, 'same');
   if (impl === 'project') {
-    record('filter gradient', await medianMs(() => readAndDispose([filterGrad()]), runs), runs);
+    record('filter gradient', await timeRuns(() => readAndDispose([filterGrad()]), runs), runs);
   } else if (backend === 'wasm') {
     results.push({
       backend,
@@ -134,7 +146,8 @@ async function measureConvKernels(backend: BackendName, impl: 'stock' | 'project
     // The stock cpu kernel takes over 10 s at this shape, so it runs once, without warm-up.
     const start = performance.now();
     await readAndDispose([filterGrad()]);
-    record('filter gradient', performance.now() - start, 1, 'single run, no warm-up');
+    const ms = performance.now() - start;
+    record('filter gradient', { medianMs: ms, minMs: ms }, 1, 'single run, no warm-up');
   }
 
   tf.dispose([x, filter, dy]);
@@ -222,7 +235,7 @@ async function measureResBlock(backend: BackendName, s: ResBlockShape, runs: num
     const p = rebuildParams(params, weights);
     return resBlock(input as tf.Tensor4D, oneHot, p);
   });
-  const ms = await medianMs(() => readAndDispose(gradients([x, ...names], dy)), runs);
+  const timing = await timeRuns(() => readAndDispose(gradients([x, ...names], dy)), runs);
 
   // Convolution FLOPs only: each conv runs forward, input gradient and filter gradient.
   const outShape = [s.batch, s.size, s.size, s.cOut];
@@ -239,8 +252,9 @@ async function measureResBlock(backend: BackendName, s: ResBlockShape, runs: num
     op: 'resblock fwd+bwd',
     impl: 'project',
     shape: resBlockLabel(s),
-    medianMs: round3(ms),
-    gflops: round3(flops / ms / 1e6),
+    medianMs: round3(timing.medianMs),
+    minMs: round3(timing.minMs),
+    gflops: round3(flops / timing.medianMs / 1e6),
     runs,
     note: 'GFLOP/s counts conv FLOPs only',
   };
@@ -259,8 +273,8 @@ function rebuildParams(template: ResBlockParams, w: tf.Tensor[]): ResBlockParams
 // ---------------------------------------------------------------------------------------------------------
 // PyTorch anchor
 
-/** Runs resblock_torch.py and returns its median ms per shape label, or the reason it was skipped. */
-function runTorchAnchor(): { byShape: Map<string, number>; skipped?: string } {
+/** Runs resblock_torch.py and returns its timing per shape label, or the reason it was skipped. */
+function runTorchAnchor(): { byShape: Map<string, Timing>; skipped?: string } {
   const probe = spawnSync(ANCHOR_PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
   if (probe.error !== undefined || probe.status !== 0) {
     const reason =
@@ -272,10 +286,10 @@ function runTorchAnchor(): { byShape: Map<string, number>; skipped?: string } {
   if (run.status !== 0) {
     return { byShape: new Map(), skipped: `${ANCHOR_SCRIPT} failed: ${run.stderr.trim().split('\n').pop()}` };
   }
-  const byShape = new Map<string, number>();
+  const byShape = new Map<string, Timing>();
   for (const line of run.stdout.trim().split('\n')) {
-    const { shape, medianMs: ms } = JSON.parse(line) as { shape: string; medianMs: number };
-    byShape.set(shape, ms);
+    const { shape, medianMs, minMs } = JSON.parse(line) as { shape: string } & Timing;
+    byShape.set(shape, { medianMs, minMs });
   }
   return { byShape };
 }
@@ -286,8 +300,10 @@ function runTorchAnchor(): { byShape: Map<string, number>; skipped?: string } {
 function format(m: Measurement): string {
   const parts = [m.backend.padEnd(7), m.op.padEnd(17), m.impl.padEnd(8), m.shape.padEnd(40)];
   if (m.medianMs !== undefined) parts.push(`${m.medianMs.toFixed(1).padStart(9)} ms`);
+  if (m.minMs !== undefined) parts.push(`(min ${m.minMs.toFixed(1)})`);
   if (m.gflops !== undefined) parts.push(`${m.gflops.toFixed(2).padStart(7)} GFLOP/s`);
-  if (m.ratio !== undefined) parts.push(`ours/PyTorch ${m.ratio.toFixed(2)}`);
+  if (m.ratio !== undefined)
+    parts.push(`ours/PyTorch ${m.ratio.toFixed(2)} (fastest runs ${m.minRatio?.toFixed(2)})`);
   if (m.note !== undefined) parts.push(`(${m.note})`);
   return parts.join(' ');
 }
@@ -364,26 +380,22 @@ async function main(): Promise<void> {
     });
     return;
   }
-  for (const [shape, ms] of anchor.byShape) {
+  for (const [shape, timing] of anchor.byShape) {
     print({
       backend: 'pytorch',
       op: 'resblock fwd+bwd',
       impl: 'pytorch',
       shape,
-      medianMs: ms,
+      ...timing,
       note: '1 thread',
     });
   }
   for (const m of resBlocks) {
-    const torchMs = anchor.byShape.get(m.shape);
-    if (torchMs === undefined || m.medianMs === undefined) continue;
-    print({
-      backend: m.backend,
-      op: 'resblock fwd+bwd',
-      impl: 'ratio',
-      shape: m.shape,
-      ratio: round3(m.medianMs / torchMs),
-    });
+    const torch = anchor.byShape.get(m.shape);
+    if (torch === undefined || m.medianMs === undefined || m.minMs === undefined) continue;
+    const ratio = round3(m.medianMs / torch.medianMs);
+    const minRatio = round3(m.minMs / torch.minMs);
+    print({ backend: m.backend, op: 'resblock fwd+bwd', impl: 'ratio', shape: m.shape, ratio, minRatio });
   }
 }
 
