@@ -8,7 +8,6 @@ import type { WireDType } from './messages.js';
 export const CHUNK_BYTES = 1024 * 1024;
 
 export type FloatArray = Float32Array | Float64Array;
-export type DTypeName = 'float32' | 'float64';
 
 // Typed arrays use the host's byte order and the wire is little-endian. The codecs copy bytes unchanged, so
 // they refuse a big-endian host (s390x) instead of swapping bytes.

@@ -14,10 +14,3 @@ export const REDUCE_CLIENT_GRACE_MS = 2_000;
 export function deadlineAfter(ms: number): Date {
   return new Date(Date.now() + ms);
 }
-
-/** Throws unless `ms` is a positive finite number, naming the option. */
-export function checkDeadlineMs(name: string, ms: number): number {
-  if (!Number.isFinite(ms) || ms <= 0)
-    throw new Error(`${name} must be a positive number of milliseconds, got ${ms}`);
-  return ms;
-}
