@@ -9,6 +9,8 @@ export interface RegisteredWorker {
   address: string;
   backend: string;
   rank?: number;
+  /** When the worker last registered (workers re-register as a heartbeat), in `Date.now()` milliseconds. */
+  lastSeenMs?: number;
 }
 
 /** A worker with its assigned rank, as `waitForWorkers` returns it. */
@@ -71,6 +73,7 @@ export class WorkerRegistry {
       workerId: request.workerId,
       address: request.address,
       backend: request.backend,
+      lastSeenMs: Date.now(),
       ...(previous?.rank === undefined ? {} : { rank: previous.rank }),
     };
     this.workers.set(worker.workerId, worker);
@@ -81,9 +84,13 @@ export class WorkerRegistry {
       backend: worker.backend,
       rank: worker.rank,
     };
-    if (previous === undefined)
+    if (previous === undefined) {
       this.log.info({ ...logFields, joined: this.workers.size }, 'worker registered');
-    else this.log.warn({ ...logFields, previousAddress: previous.address }, 'worker registered again');
+    } else if (previous.address !== worker.address) {
+      this.log.warn({ ...logFields, previousAddress: previous.address }, 'worker registered again at a new address');
+    } else {
+      this.log.debug(logFields, 'worker heartbeat');
+    }
     this.joined.emit('joined');
 
     const response: RegisterResponse = { accepted: true, message: `registered as ${worker.workerId}` };
@@ -102,6 +109,17 @@ export class WorkerRegistry {
     if (worker === undefined) return;
     this.workers.delete(workerId);
     this.log.warn({ workerId, address: worker.address, rank: worker.rank, reason }, 'worker removed');
+  }
+
+  /**
+   * Removes workers that have not registered for `maxSilenceMs` (workers re-register as a heartbeat), and
+   * returns their ids. The coordinator calls it periodically, so a dead worker is not ranked for a new job.
+   */
+  removeSilent(maxSilenceMs: number): string[] {
+    const cutoff = Date.now() - maxSilenceMs;
+    const silent = [...this.workers.values()].filter((w) => (w.lastSeenMs ?? 0) < cutoff);
+    for (const worker of silent) this.remove(worker.workerId, `no heartbeat for ${maxSilenceMs} ms`);
+    return silent.map((w) => w.workerId);
   }
 
   /**

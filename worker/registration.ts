@@ -26,6 +26,8 @@ export interface RegistrationOptions {
   maxBackoffMs?: number;
   /** Time after which registration gives up, in milliseconds (default 300 000). */
   timeoutMs?: number;
+  /** A heartbeat re-registration: an accepted answer is logged at debug level instead of info. */
+  heartbeat?: boolean;
   logger?: Logger;
 }
 
@@ -104,7 +106,7 @@ export async function registerWithCoordinator(options: RegistrationOptions): Pro
           );
         }
         log.warn(
-          { coordinator: options.coordinatorAddress, attempt, retryInMs: backoffMs, err: error },
+          { coordinator: options.coordinatorAddress, attempt, retryInMs: backoffMs, error: describeFailure(error) },
           'registration failed, retrying',
         );
         await sleep(backoffMs);
@@ -124,10 +126,9 @@ function accepted(response: RegisterResponse, options: RegistrationOptions, log:
     );
   }
 
-  log.info(
-    { coordinator: options.coordinatorAddress, rank: response.rank, address: options.advertisedAddress },
-    'registered',
-  );
+  const fields = { coordinator: options.coordinatorAddress, rank: response.rank, address: options.advertisedAddress };
+  if (options.heartbeat) log.debug(fields, 'heartbeat accepted');
+  else log.info(fields, 'registered');
   const registration: Registration = { message: response.message };
   if (response.rank !== undefined) registration.rank = response.rank;
   return registration;

@@ -3,6 +3,8 @@ import { modelHash } from '../shared/model/model-hash.js';
 import { RegistrationRejectedError } from '../shared/rpc/errors.js';
 import { selectBackend, type BackendChoice } from '../shared/runtime/backend.js';
 import { createLogger } from '../shared/runtime/logger.js';
+import { parseHostPort } from '../shared/rpc/server.js';
+import { startHealthServer } from '../shared/runtime/health-server.js';
 import { registerWithCoordinator } from './registration.js';
 import { TrainingHandlers } from './training-handlers.js';
 import { startWorkerServer } from './worker-server.js';
@@ -19,7 +21,15 @@ export interface WorkerOptions {
   workerId?: string;
   /** Give up registering after this many milliseconds. */
   registerTimeoutMs?: number;
+  /** HOST:PORT of the HTTP health server (`/healthz`, `/readyz`, `/metrics`); none when absent. */
+  healthListen?: string;
 }
+
+/**
+ * Interval of the heartbeat: the worker registers again this often, so a coordinator that restarted
+ * learns about it, and the coordinator drops workers that stop doing so.
+ */
+export const HEARTBEAT_INTERVAL_MS = 5_000;
 
 /**
  * Runs a worker until SIGTERM or SIGINT: selects the backend, serves the Worker gRPC service and registers
@@ -44,27 +54,47 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   advertised ||= `${listenHost}:${server.port}`;
 
   const stopped = waitForSignal(log);
+  let registered = false;
+  const health = options.healthListen
+    ? await startHealthServer({
+        ...parseHostPort('--health-listen', options.healthListen),
+        flag: '--health-listen',
+        isReady: () => registered,
+        metrics: () => handlers.metrics(),
+        constantLabels: { role: 'worker', worker_id: workerId },
+        log,
+      })
+    : undefined;
+
+  const registration = {
+    coordinatorAddress: options.coordinator,
+    workerId,
+    advertisedAddress: advertised,
+    backend: backend.name,
+    modelHash: modelHash(),
+    logger: log,
+  };
   try {
-    await registerWithCoordinator({
-      coordinatorAddress: options.coordinator,
-      workerId,
-      advertisedAddress: advertised,
-      backend: backend.name,
-      modelHash: modelHash(),
-      logger: log,
-      ...(options.registerTimeoutMs ? { timeoutMs: options.registerTimeoutMs } : {}),
-    });
+    await registerWithCoordinator({ ...registration, ...(options.registerTimeoutMs ? { timeoutMs: options.registerTimeoutMs } : {}) });
+    registered = true;
     log.info({ advertised }, 'worker registered');
   } catch (error) {
-    await server.stop();
+    await Promise.all([server.stop(), health?.close()]);
     if (error instanceof RegistrationRejectedError) log.error({ err: error }, 'registration rejected');
     throw error;
   }
 
+  const heartbeat = setInterval(() => {
+    registerWithCoordinator({ ...registration, heartbeat: true, timeoutMs: HEARTBEAT_INTERVAL_MS, maxBackoffMs: 1_000 }).catch(
+      (error: unknown) => log.warn({ error: error instanceof Error ? error.message : String(error) }, 'heartbeat failed; retrying at the next interval'),
+    );
+  }, HEARTBEAT_INTERVAL_MS);
+
   const signal = await stopped;
   log.info({ signal }, 'worker stopping');
+  clearInterval(heartbeat);
   handlers.endActive(`worker received ${signal}`);
-  await server.stop();
+  await Promise.all([server.stop(), health?.close()]);
   log.info('worker stopped');
 }
 

@@ -1,3 +1,5 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { MetricsSnapshot } from '../shared/runtime/health-server.js';
 import type { Logger } from '../shared/runtime/logger.js';
 import type {
   EndJobRequest,
@@ -24,6 +26,8 @@ interface ActiveJob {
  */
 export class TrainingHandlers implements WorkerHandlers {
   private active: ActiveJob | undefined;
+  private stepsTotal = 0;
+  private lastStepMs = 0;
 
   constructor(
     private readonly options: { coordinatorAddress: string; workerId: string; logger: Logger },
@@ -55,7 +59,8 @@ export class TrainingHandlers implements WorkerHandlers {
     const job = this.require(request.jobId);
     const { shard } = request;
     job.collective.step = request.step;
-    return job.replica.trainStep({
+    const start = performance.now();
+    const result = await job.replica.trainStep({
       step: request.step,
       globalBatch: request.globalBatch,
       images: shard.images,
@@ -63,6 +68,19 @@ export class TrainingHandlers implements WorkerHandlers {
       globalIndices: shard.globalIndices,
       count: shard.count,
     });
+    this.stepsTotal++;
+    this.lastStepMs = performance.now() - start;
+    return result;
+  }
+
+  /** Values for the worker's `/metrics` endpoint. */
+  metrics(): MetricsSnapshot {
+    return {
+      cbn_worker_steps_total: { type: 'counter', help: 'Training steps this worker ran', samples: [{ value: this.stepsTotal }] },
+      cbn_worker_last_step_ms: { help: 'Wall time of the last step on this worker', samples: [{ value: this.lastStepMs }] },
+      cbn_worker_job_active: { help: '1 while the worker holds a job', samples: [{ value: this.active ? 1 : 0 }] },
+      cbn_worker_tensors: { help: 'Live tf.js tensors (tf.memory().numTensors)', samples: [{ value: tf.memory().numTensors }] },
+    };
   }
 
   async getState(request: GetStateRequest): Promise<NamedTensor[]> {

@@ -15,6 +15,7 @@ export function register(program: Command): void {
     .option('--backend <name>', 'auto, tensorflow-gpu, tensorflow, wasm or cpu', process.env.CBN_BACKEND ?? 'auto')
     .option('--worker-id <id>', 'unique id of this worker; ranks follow the order of ids [hostname-pid]', process.env.CBN_WORKER_ID)
     .option('--register-timeout-ms <ms>', 'give up when the coordinator has not answered within this time', '300000')
+    .option('--health-listen <host:port>', 'serve /healthz, /readyz and /metrics over HTTP on this address', process.env.CBN_HEALTH_LISTEN)
     .action(async (options: Record<string, string | undefined>) => {
       if (!options.coordinator) throw new UsageError('--coordinator is required (or set CBN_COORDINATOR), e.g. --coordinator 127.0.0.1:7070');
       await runWorker({
@@ -24,6 +25,7 @@ export function register(program: Command): void {
         registerTimeoutMs: positiveInteger('--register-timeout-ms', options.registerTimeoutMs),
         ...(options.advertise ? { advertise: options.advertise } : {}),
         ...(options.workerId ? { workerId: options.workerId } : {}),
+        ...(options.healthListen ? { healthListen: options.healthListen } : {}),
       });
     });
 }
