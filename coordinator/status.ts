@@ -2,7 +2,7 @@ import type { MetricsSnapshot } from '../shared/runtime/health-server.js';
 import type { WorkerRegistry } from './registry.js';
 import type { TrainingProgress } from './training-run.js';
 
-/** What the coordinator is doing, for its `/metrics` endpoint and logs. */
+/** The coordinator's activity (active job, progress, job counts), exported on its `/metrics` endpoint. */
 export class CoordinatorStatus {
   activeJobId: string | undefined;
   progress: TrainingProgress | undefined;

@@ -54,10 +54,9 @@ export class ReplicaDivergenceError extends Error {
 }
 
 /**
- * Drives one training job on ranked workers: starts the job on every worker, restores the checkpoint when
- * resuming, then for each step cuts the global batch into shards (sizes differing by at most one), runs the
- * step on all workers at once, and records metrics, samples and checkpoints. A failing worker aborts the
- * job's pending reductions, so the others fail at once instead of waiting for their deadline.
+ * Drives one training job on ranked workers. It starts the job on every worker and restores the checkpoint
+ * when resuming. Then, for each step, it cuts the global batch into shards whose sizes differ by at most one,
+ * runs the step on all workers at once, and records metrics, samples and checkpoints.
  */
 export async function runTraining(options: TrainingRunOptions): Promise<TrainingResult> {
   const { jobId, config, workers, log } = options;
@@ -199,8 +198,8 @@ async function runOneStep(options: TrainingRunOptions, clients: WorkerClient[], 
   const requests = buildStepRequests(jobId, config, data, step, clients.length);
   const dataMs = performance.now() - stepStart;
 
-  // The first failure aborts the job's pending reductions at once, so the other workers stop waiting
-  // for the failed one instead of running into their deadline; it is also the error reported.
+  // The first failure aborts the job's pending reductions at once, so the other workers stop waiting for
+  // the failed one instead of running into their deadline. It is also the error reported.
   let firstError: unknown;
   const settled = await Promise.allSettled(
     clients.map((c, rank) =>
@@ -218,7 +217,7 @@ async function runOneStep(options: TrainingRunOptions, clients: WorkerClient[], 
     throw firstError;
   }
   const results = settled.map((s) => (s as PromiseFulfilledResult<StepResult>).value);
-  checkReplicasAgree(results, step, clients);
+  checkReplicasAgree(results, step, options.workers);
 
   const stepMs = performance.now() - stepStart;
   return {
@@ -234,13 +233,13 @@ async function runOneStep(options: TrainingRunOptions, clients: WorkerClient[], 
   };
 }
 
-function checkReplicasAgree(results: StepResult[], step: number, clients: WorkerClient[]): void {
+function checkReplicasAgree(results: StepResult[], step: number, workers: RankedWorker[]): void {
   const checksums = results.map((r) => r.paramChecksum);
   if (checksums.every((c) => c === undefined)) return;
   const reference = checksums[0];
   const differing = checksums.flatMap((c, rank) => (c === reference ? [] : [rank]));
   if (differing.length === 0) return;
-  const ranks = differing.map((rank) => `rank ${rank} (${clients[rank]!.rank ?? rank})`).join(', ');
+  const ranks = differing.map((rank) => `rank ${rank} (worker ${workers[rank]!.workerId})`).join(', ');
   throw new ReplicaDivergenceError(
     `replicas diverged after step ${step + 1}: parameter checksum of ${ranks} differs from rank 0 ` +
       `(${checksums.map((c) => c?.toString(16) ?? 'none').join(' / ')}); mixed backends or a nondeterministic kernel can cause this`,

@@ -78,7 +78,7 @@ export class TrainingHandlers implements WorkerHandlers {
     return {
       cbn_worker_steps_total: { type: 'counter', help: 'Training steps this worker ran', samples: [{ value: this.stepsTotal }] },
       cbn_worker_last_step_ms: { help: 'Wall time of the last step on this worker', samples: [{ value: this.lastStepMs }] },
-      cbn_worker_job_active: { help: '1 while the worker holds a job', samples: [{ value: this.active ? 1 : 0 }] },
+      cbn_worker_job_active: { help: '1 while the worker runs a job', samples: [{ value: this.active ? 1 : 0 }] },
       cbn_worker_tensors: { help: 'Live tf.js tensors (tf.memory().numTensors)', samples: [{ value: tf.memory().numTensors }] },
     };
   }

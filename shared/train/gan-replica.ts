@@ -41,7 +41,7 @@ export interface ReplicaOptions {
   nanGradientAtStep?: number;
 }
 
-/** Raised when the reduced gradient holds NaN or Inf. Every replica sees the same buffer and raises it. */
+/** Raised when the reduced gradient contains NaN or Inf. Every replica sees the same buffer and raises it. */
 export class NonFiniteGradientError extends Error {
   override name = 'NonFiniteGradientError';
 }
@@ -252,7 +252,7 @@ export class GanReplica {
 
   // ---- state
 
-  /** Every variable of the replica by checkpoint name: G and D parameters, moving statistics, Adam slots. */
+  /** Lists every variable of the replica by checkpoint name: G and D parameters, moving statistics, Adam slots. */
   stateEntries(): StateEntries {
     return [
       ...this.generator.store.entries(),
