@@ -80,7 +80,8 @@ export class Discriminator {
     this.releaseHead();
 
     // The gradient of a sum over H,W is d features broadcast back: [N,F] -> [N,H,W,F].
-    let dh = tf.tidy(() => tf.broadcastTo(tf.reshape(dFeatures, [n, 1, 1, f]), [n, hh, ww, f])) as tf.Tensor4D;
+    // An add to zeros broadcasts on every backend; broadcastTo would run the slow wasm Tile kernel.
+    let dh = tf.tidy(() => tf.add(tf.zeros([n, hh, ww, f]), tf.reshape(dFeatures, [n, 1, 1, f]))) as tf.Tensor4D;
     dFeatures.dispose();
     for (const [i, block] of [...this.blocks.entries()].reverse()) {
       const needDx = i > 0 || needInputGrad;

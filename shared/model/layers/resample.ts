@@ -4,13 +4,15 @@ import { meanOrEmpty, sumOrZeros } from './empty-safe.js';
 // Both resamplings are written with reshape, broadcast and mean, whose gradients exist on every backend
 // (wasm registers no ResizeNearestNeighborGrad or AvgPoolGrad kernel).
 
-/** Nearest-neighbour 2× upsampling: [N,H,W,C] -> [N,2H,2W,C]. */
+/**
+ * Nearest-neighbour 2× upsampling: [N,H,W,C] -> [N,2H,2W,C]. Written as two concats, because broadcastTo
+ * runs through the Tile kernel, which on wasm took 229 ms against 9 ms for the concats on [32,16,16,32].
+ */
 export function upsample2x(x: tf.Tensor4D): tf.Tensor4D {
   const [n, h, w, c] = x.shape;
   return tf.tidy(() => {
-    const expanded = tf.reshape(x, [n, h, 1, w, 1, c]); // [N,H,1,W,1,C]
-    const tiled = tf.broadcastTo(expanded, [n, h, 2, w, 2, c]); // [N,H,2,W,2,C]
-    return tf.reshape(tiled, [n, 2 * h, 2 * w, c]);
+    const columns = tf.reshape(tf.concat([x, x], 3), [n, h, 2 * w, c]); // [N,H,W,2C] -> [N,H,2W,C]
+    return tf.reshape(tf.concat([columns, columns], 2), [n, 2 * h, 2 * w, c]); // [N,H,4W,C] -> [N,2H,2W,C]
   });
 }
 
