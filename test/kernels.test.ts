@@ -16,6 +16,9 @@ interface ConvCase {
   pad: 'same' | 'valid';
 }
 
+/** A case for the reference functions, which also accept explicit padding. */
+type ReferenceCase = Omit<ConvCase, 'pad'> & { pad: 'same' | 'valid' | backend_util.ExplicitPadding };
+
 const CASES: ConvCase[] = [
   { name: '3x3 same, H≠W, Ci≠Co', xShape: [2, 5, 7, 3], filterShape: [3, 3, 3, 4], strides: 1, pad: 'same' },
   { name: '3x3 valid, batch 1', xShape: [1, 6, 4, 2], filterShape: [3, 3, 2, 5], strides: 1, pad: 'valid' },
@@ -56,7 +59,7 @@ function size(shape: readonly number[]): number {
  * dy·w to dx and x·dy to dw.
  */
 function referenceGradients(
-  c: ConvCase,
+  c: ReferenceCase,
   x: Float32Array,
   w: Float32Array,
   dy: Float32Array,
@@ -88,7 +91,7 @@ function referenceGradients(
 }
 
 /** Float64 direct convolution y[n,oy,ox,co] = Σ x[n, oy·s+kh−top, ox·s+kw−left, ci] · w[kh,kw,ci,co]. */
-function referenceForward(c: ConvCase, x: Float32Array, w: Float32Array): Float64Array {
+function referenceForward(c: ReferenceCase, x: Float32Array, w: Float32Array): Float64Array {
   const info = backend_util.computeConv2DInfo(c.xShape, c.filterShape, c.strides, 1, c.pad);
   const [, h, wd, ci] = c.xShape;
   const [kh, kw, , co] = c.filterShape;
@@ -127,7 +130,7 @@ function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>): vo
   expect(worst).toBeLessThanOrEqual(RTOL);
 }
 
-function makeInputs(c: ConvCase) {
+function makeInputs(c: ReferenceCase) {
   const info = backend_util.computeConv2DInfo(c.xShape, c.filterShape, c.strides, 1, c.pad);
   const dyShape = info.outShape as Shape4;
   const x = seededValues(size(c.xShape), 1);
@@ -271,6 +274,87 @@ describe.each(BACKENDS)('project conv kernels on %s', (backendName) => {
     expect(new Set(tensorCounts.slice(1)).size).toBe(1);
     tf.dispose([x, target, w]);
     optimizer.dispose();
+  });
+
+  it('explicit padding narrower than the filter matches reference', () => {
+    const c: ReferenceCase = {
+      name: 'explicit',
+      xShape: [2, 5, 6, 3],
+      filterShape: [3, 3, 3, 4],
+      strides: 1,
+      pad: [
+        [0, 0],
+        [1, 2],
+        [0, 1],
+        [0, 0],
+      ],
+    };
+    const { x, w, dy, dyShape } = makeInputs(c);
+    const expected = referenceGradients(c, x, w, dy);
+    const [xTensor, filter, dyTensor] = [
+      tf.tensor4d(x, c.xShape),
+      tf.tensor4d(w, c.filterShape),
+      tf.tensor4d(dy, dyShape),
+    ];
+    const attrs = { strides: 1, pad: c.pad, dataFormat: 'NHWC' };
+
+    const dx = tf
+      .engine()
+      .runKernel('Conv2DBackpropInput', { dy: dyTensor, filter }, { ...attrs, inputShape: c.xShape });
+    const dw = tf
+      .engine()
+      .runKernel(
+        'Conv2DBackpropFilter',
+        { x: xTensor, dy: dyTensor },
+        { ...attrs, filterShape: c.filterShape },
+      );
+
+    expectClose((dx as tf.Tensor).dataSync(), expected.dx);
+    expectClose((dw as tf.Tensor).dataSync(), expected.dw);
+    tf.dispose([xTensor, filter, dyTensor, dx as tf.Tensor, dw as tf.Tensor]);
+  });
+
+  it('explicit padding as wide as the filter is exact or rejected', () => {
+    const c: ReferenceCase = {
+      name: 'wide explicit',
+      xShape: [1, 4, 4, 2],
+      filterShape: [3, 3, 2, 2],
+      strides: 1,
+      pad: [
+        [0, 0],
+        [3, 3],
+        [3, 3],
+        [0, 0],
+      ],
+    };
+    const { w, dy, dyShape } = makeInputs(c);
+    const expected = referenceGradients(c, new Float32Array(size(c.xShape)), w, dy).dx;
+    const [filter, dyTensor] = [tf.tensor4d(w, c.filterShape), tf.tensor4d(dy, dyShape)];
+    const attrs = { strides: 1, pad: c.pad, dataFormat: 'NHWC', inputShape: c.xShape };
+    const run = () =>
+      tf.engine().runKernel('Conv2DBackpropInput', { dy: dyTensor, filter }, attrs) as tf.Tensor;
+
+    if (backendName === 'wasm') {
+      expect(run).toThrow(/is at least as wide as the filter 3x3/);
+    } else {
+      const dx = run();
+      expectClose(dx.dataSync(), expected);
+      dx.dispose();
+    }
+    tf.dispose([filter, dyTensor]);
+  });
+
+  it('dilated conv2d runs forward but its gradient is rejected', () => {
+    const x = tf.tensor4d(seededValues(2 * 7 * 7 * 2, 12), [2, 7, 7, 2]);
+    const filter = tf.tensor4d(seededValues(3 * 3 * 2 * 3, 13), [3, 3, 2, 3]);
+    const conv = (a: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, filter, 1, 'same', 'NHWC', 2);
+
+    const y = conv(x);
+    expect(y.shape).toEqual([2, 7, 7, 3]);
+    expect(() => tf.grads((a: tf.Tensor) => tf.sum(conv(a)))([x])).toThrow(
+      /gradient of Conv2D: dilations must be 1, got 2/,
+    );
+    tf.dispose([x, filter, y]);
   });
 
   it('rejects NCHW, unknown pad and a wrong dy shape', () => {
