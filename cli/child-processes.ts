@@ -6,11 +6,17 @@ import { fileURLToPath } from 'node:url';
 /** Path of the CLI entry, run by child processes through tsx. */
 export const CLI_ENTRY = fileURLToPath(new URL('./main.ts', import.meta.url));
 
-/** Starts `cbn-train <args>` as a child process with stdio inherited (stdout piped when asked). */
+/**
+ * Starts `cbn-train <args>` as a child process in its own process group, so a Ctrl-C on the terminal
+ * reaches only the parent, which then stops the children in order (the coordinator first, so it can
+ * checkpoint). The child's stdin is a pipe from the parent: with `CBN_EXIT_WITH_PARENT=1` the child stops
+ * itself when the pipe closes, which covers a parent killed with SIGKILL.
+ */
 export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}, pipeStdout = false): ChildProcess {
   return spawn(process.execPath, ['--import', 'tsx', CLI_ENTRY, ...args], {
-    stdio: ['ignore', pipeStdout ? 'pipe' : 'inherit', 'inherit'],
-    env: { ...process.env, ...env },
+    stdio: ['pipe', pipeStdout ? 'pipe' : 'inherit', 'inherit'],
+    env: { ...process.env, CBN_EXIT_WITH_PARENT: '1', ...env },
+    detached: true,
   });
 }
 

@@ -21,6 +21,13 @@ const commandModules: Promise<{ register(program: Command): void }>[] = [
 
 for (const module of await Promise.all(commandModules)) module.register(program);
 
+// A child of `cbn-train local` stops like on SIGTERM when its parent goes away (its stdin pipe closes).
+if (process.env.CBN_EXIT_WITH_PARENT === '1') {
+  process.stdin.on('end', () => process.kill(process.pid, 'SIGTERM'));
+  process.stdin.resume();
+  process.stdin.unref?.();
+}
+
 try {
   await program.parseAsync(process.argv);
 } catch (error) {

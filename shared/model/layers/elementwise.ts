@@ -10,7 +10,7 @@ export class LeakyRelu {
   forward<T extends tf.Tensor>(x: T, keepForBackward: boolean): T {
     this.release();
     // prelu with a scalar slope computes the same values and ran about twice as fast as leakyRelu on wasm.
-    const y = tf.tidy(() => tf.prelu(x, tf.scalar(LEAKY_RELU_ALPHA))) as T;
+    const y = tf.tidy(() => tf.prelu(x, tf.scalar(LEAKY_RELU_ALPHA) as unknown as T)) as T;
     if (keepForBackward) this.output = y.clone();
     return y;
   }
