@@ -1,6 +1,11 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { runAllReduceBench, type AllReduceBenchResult } from '../../bench/allreduce.js';
 import { UsageError } from '../../shared/runtime/errors.js';
+
+const KERNEL_BENCH = fileURLToPath(new URL('../../bench/kernels.ts', import.meta.url));
 
 // The sizes of the gloo anchor script: a BN statistics message up to a fused gradient buffer.
 const DEFAULT_SIZES = '4K,64K,1M,16M,64M';
@@ -77,4 +82,20 @@ export function register(program: Command): void {
         print,
       );
     });
+
+  bench
+    .command('kernels')
+    .description(
+      'Time convolution forward, input and filter gradients and CBN ResBlock forward+backward per backend, ' +
+        'stock kernels beside the project kernels, with the ratio to PyTorch when /usr/bin/python3 has torch',
+    )
+    .allowUnknownOption()
+    .argument('[options...]', 'passed to bench/kernels.ts: [--backend cpu|wasm|all] [--json] [--reps N]')
+    .action(async (args: string[]) => {
+      // The kernel benchmark is a standalone script (also `npm run bench:kernels`); run it with these arguments.
+      const child = spawn(process.execPath, ['--import', 'tsx', KERNEL_BENCH, ...args], { stdio: 'inherit' });
+      const [code] = (await once(child, 'exit')) as [number | null];
+      process.exitCode = code ?? 1;
+    });
 }
+
