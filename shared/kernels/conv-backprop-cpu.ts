@@ -206,11 +206,37 @@ function addFourOuterProducts(
   const d1 = dyOffset + outChannels;
   const d2 = d1 + outChannels;
   const d3 = d2 + outChannels;
-  for (let ci = 0; ci < inChannels; ci++) {
+  const x1 = xOffset + xStep;
+  const x2 = x1 + xStep;
+  const x3 = x2 + xStep;
+
+  // Two dw rows (ci, ci+1) per pass, so each dy value loaded serves two multiply-adds.
+  let ci = 0;
+  for (; ci + 1 < inChannels; ci += 2) {
     const a0 = x[xOffset + ci]!;
-    const a1 = x[xOffset + xStep + ci]!;
-    const a2 = x[xOffset + 2 * xStep + ci]!;
-    const a3 = x[xOffset + 3 * xStep + ci]!;
+    const a1 = x[x1 + ci]!;
+    const a2 = x[x2 + ci]!;
+    const a3 = x[x3 + ci]!;
+    const b0 = x[xOffset + ci + 1]!;
+    const b1 = x[x1 + ci + 1]!;
+    const b2 = x[x2 + ci + 1]!;
+    const b3 = x[x3 + ci + 1]!;
+    const row = block + ci * outChannels;
+    const nextRow = row + outChannels;
+    for (let co = 0; co < outChannels; co++) {
+      const e0 = dy[dyOffset + co]!;
+      const e1 = dy[d1 + co]!;
+      const e2 = dy[d2 + co]!;
+      const e3 = dy[d3 + co]!;
+      sums[row + co]! += a0 * e0 + a1 * e1 + a2 * e2 + a3 * e3;
+      sums[nextRow + co]! += b0 * e0 + b1 * e1 + b2 * e2 + b3 * e3;
+    }
+  }
+  if (ci < inChannels) {
+    const a0 = x[xOffset + ci]!;
+    const a1 = x[x1 + ci]!;
+    const a2 = x[x2 + ci]!;
+    const a3 = x[x3 + ci]!;
     const row = block + ci * outChannels;
     for (let co = 0; co < outChannels; co++) {
       sums[row + co]! += a0 * dy[dyOffset + co]! + a1 * dy[d1 + co]! + a2 * dy[d2 + co]! + a3 * dy[d3 + co]!;
