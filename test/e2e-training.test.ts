@@ -162,4 +162,24 @@ describe('cbn-train bad input', () => {
     expect(run.code).not.toBe(0);
     expect(run.stderr).toMatch(/non-finite gradient at step 2 in parameter G\/out_conv\/bias/);
   });
+
+  it('fails the job when a replica diverges', async () => {
+    const out = join(scratch('cbn-e2e-diverge-'), 'run');
+    const coordinator = startCli([
+      'coordinator', '--listen', '127.0.0.1:0', '--workers', '2', '--backend', 'cpu', '--out', out,
+      '--preset', 'micro', '--steps', '20', '--batch', '4', '--check-params-every', '2',
+    ]);
+    await waitFor(() => /coordinator listening/.test(coordinator.output()), 30_000, 'the coordinator to listen');
+    const port = /"port":(\d+),"msg":"coordinator listening"/.exec(coordinator.output())![1];
+    const workers = [['w-a', ''], ['w-b', '2']].map(([id, perturbStep]) =>
+      startCli(['worker', '--coordinator', `127.0.0.1:${port}`, '--backend', 'wasm', '--worker-id', id!], { CBN_TEST_PERTURB_STEP: perturbStep }),
+    );
+    cleanups.push(() => workers.forEach((w) => w.child.kill('SIGKILL')));
+
+    const result = await coordinator.done;
+    expect(result.code).not.toBe(0);
+    // Checksums are compared after steps 2, 4, ...; worker w-b changes a parameter after step index 2.
+    expect(result.stderr).toMatch(/replicas diverged after step 4: parameter checksum of rank 1 \(worker w-b\) differs/);
+  });
 });
+

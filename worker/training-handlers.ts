@@ -45,8 +45,10 @@ export class TrainingHandlers implements WorkerHandlers {
       logger: this.options.logger.child({ jobId: request.jobId, rank: request.rank }),
     });
     const nanStep = process.env.CBN_TEST_NAN_GRAD_STEP;
+    const perturbStep = process.env.CBN_TEST_PERTURB_STEP;
     const replica = new GanReplica(request.jobId, request.config, collective, {
       ...(nanStep ? { nanGradientAtStep: Number(nanStep) } : {}),
+      ...(perturbStep ? { perturbParamsAtStep: Number(perturbStep) } : {}),
     });
     this.active = { jobId: request.jobId, replica, collective };
     this.options.logger.info(

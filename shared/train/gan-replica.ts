@@ -39,6 +39,11 @@ export interface ReplicaOptions {
    * reduction, as a numerical blow-up on one shard would. Workers read it from `CBN_TEST_NAN_GRAD_STEP`.
    */
   nanGradientAtStep?: number;
+  /**
+   * Fault injection for tests: after this step, this replica nudges one parameter, as a replica that
+   * silently diverged would. Workers read it from `CBN_TEST_PERTURB_STEP`.
+   */
+  perturbParamsAtStep?: number;
 }
 
 /** Raised when the reduced gradient contains NaN or Inf. Every replica sees the same buffer and raises it. */
@@ -61,6 +66,7 @@ export class GanReplica {
   private readonly optimizerD: Adam;
   private readonly collective: TimedCollective;
   private readonly nanGradientAtStep: number | undefined;
+  private readonly perturbParamsAtStep: number | undefined;
 
   constructor(
     readonly jobId: string,
@@ -77,6 +83,7 @@ export class GanReplica {
     this.optimizerD = new Adam(this.discriminator.store, adam, 'D');
     this.collective = new TimedCollective(collective);
     this.nanGradientAtStep = options.nanGradientAtStep;
+    this.perturbParamsAtStep = options.perturbParamsAtStep;
   }
 
   /** Runs one D update and one G update on this replica's shard. */
@@ -88,6 +95,10 @@ export class GanReplica {
     const lossD = await this.discriminatorPhase(batch, prefix);
     const lossG = await this.generatorPhase(batch, prefix);
     if (this.job.bn === 'local') await this.mergeMovingStats(`${prefix}/G/moving-stats`);
+    if (batch.step === this.perturbParamsAtStep) {
+      const bias = this.generator.store.get('G/out_conv/bias');
+      tf.tidy(() => bias.assign(tf.add(bias, 1e-3)));
+    }
 
     const totalMs = performance.now() - start;
     const reduceMs = this.collective.takeElapsedMs();
