@@ -130,7 +130,7 @@ function flipAndSwapChannels(
 
 /**
  * Computes dw[kh,kw,ci,co] = Σ_{n,oy,ox} x[n, oy·sh+kh−top, ox·sw+kw−left, ci] · dy[n,oy,ox,co], with x zero
- * in the padding. x is first copied into a zero-padded buffer so the loops need no bounds checks; then four
+ * in the padding. x is first copied into a zero-padded buffer, so the loops need no bounds checks. Then four
  * output columns ox at a time add their outer products x-row [Ci] × dy-row [Co] to the [Ci,Co] block of dw
  * at (kh,kw). An empty batch gives dw = 0.
  */

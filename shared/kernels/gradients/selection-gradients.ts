@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { GradConfig, Tensor } from '@tensorflow/tfjs-core';
 
 /**
- * Select (`tf.where`): dy flows to t where the condition holds and to e elsewhere. The boolean condition
+ * Select (`tf.where`): dy flows to t where the condition is true and to e elsewhere. The boolean condition
  * gets a zero gradient, which the tape requires of every recorded input.
  */
 const select: GradConfig = {
