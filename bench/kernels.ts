@@ -3,6 +3,7 @@
  * stock tfjs kernels beside the project kernels, and compares the ResBlock with a PyTorch anchor.
  *
  * Usage: npm run bench:kernels -- [--backend cpu|wasm|all] [--json] [--reps N]
+ * With --json every stdout line is one JSON object, once `npm run --silent` drops the banner of npm.
  *
  * Every figure is the median of N timed runs (default 10 on wasm, 3 on cpu) after 2 warm-up runs. GFLOP/s
  * counts 2·N·Ho·Wo·Kh·Kw·Ci·Co per convolution, the same for the forward pass and both gradients.

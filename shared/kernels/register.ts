@@ -27,7 +27,8 @@ const PROJECT_KERNELS: Record<'cpu' | 'wasm', readonly KernelConfig[]> = {
  * gradient functions that `@tensorflow/tfjs-core` alone does not provide (see `registerMissingGradients`).
  * Calling it again changes nothing.
  *
- * Call it before or after the backend initializes; the kernels need no setup of their own.
+ * It may run before or after the backend initializes, because the project kernels need no setup of their
+ * own.
  */
 export function registerProjectKernels(backend: 'cpu' | 'wasm'): void {
   const kernels = PROJECT_KERNELS[backend];
