@@ -543,6 +543,31 @@ describe('cpu element-wise and reduction kernels', () => {
   });
 });
 
+describe('wasm Identity', () => {
+  it('shares data and keeps the clone valid', async () => {
+    await useBackend('wasm');
+    const dataIdsBefore = tf.engine().backend.numDataIds();
+    const x = tf.tensor1d([1, 2, 3]);
+
+    const copy = tf.clone(x);
+    x.dispose();
+
+    expect(Array.from(copy.dataSync())).toEqual([1, 2, 3]);
+    expect(tf.engine().backend.numDataIds()).toBe(dataIdsBefore + 1);
+    copy.dispose();
+    expect(tf.engine().backend.numDataIds()).toBe(dataIdsBefore);
+  });
+
+  it('copies string tensors with the stock kernel', async () => {
+    await useBackend('wasm');
+    const words = tf.tensor1d(['a', 'bc'], 'string');
+    const copy = tf.clone(words);
+
+    expect(copy.dataSync()).toEqual(['a', 'bc']);
+    tf.dispose([words, copy]);
+  });
+});
+
 describe('registerProjectKernels', () => {
   it('keeps the same kernels when called twice', () => {
     registerProjectKernels('wasm');

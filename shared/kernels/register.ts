@@ -6,6 +6,7 @@ import { CPU_BINARY_KERNEL_NAMES, createCpuBinaryKernel } from './cpu-binary.js'
 import { cpuMeanKernel, cpuSumKernel } from './cpu-reduce.js';
 import { keepStockKernel } from './stock-kernels.js';
 import { createFilterGradKernel, createInputGradKernel } from './conv-backprop-via-conv2d.js';
+import { wasmIdentityKernel } from './identity-wasm.js';
 import { registerMissingGradients } from './gradients/register-gradients.js';
 
 const PROJECT_KERNELS: Record<'cpu' | 'wasm', readonly KernelConfig[]> = {
@@ -17,13 +18,14 @@ const PROJECT_KERNELS: Record<'cpu' | 'wasm', readonly KernelConfig[]> = {
     cpuSumKernel,
     cpuMeanKernel,
   ],
-  wasm: [createInputGradKernel('wasm'), createFilterGradKernel('wasm')],
+  wasm: [createInputGradKernel('wasm'), createFilterGradKernel('wasm'), wasmIdentityKernel],
 };
 
 /**
  * Registers the project's training kernels on a tfjs backend, replacing the stock Conv2DBackpropInput and
  * Conv2DBackpropFilter (wasm has no stock Conv2DBackpropFilter). On cpu it also replaces Conv2D, the
- * broadcasting Add, Sub, Multiply, RealDiv and SquaredDifference, and Sum and Mean. It also registers the
+ * broadcasting Add, Sub, Multiply, RealDiv and SquaredDifference, and Sum and Mean. On wasm it replaces
+ * Identity with one that shares data instead of copying it. It also registers the
  * gradient functions that `@tensorflow/tfjs-core` alone does not provide (see `registerMissingGradients`).
  * Calling it again changes nothing.
  *
