@@ -17,6 +17,10 @@ const commandModules: Promise<{ register(program: Command): void }>[] = [
   import('./commands/worker.js'),
   import('./commands/sample.js'),
   import('./commands/bench.js'),
+  import('./commands/submit.js'),
+  import('./commands/status.js'),
+  import('./commands/watch.js'),
+  import('./commands/cancel.js'),
 ];
 
 for (const module of await Promise.all(commandModules)) module.register(program);

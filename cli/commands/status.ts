@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import type { JobType } from 'bullmq';
-import { openQueue, type TrainingJob } from '../../shared/queue/job-queue.js';
+import type { TrainingQueue } from '../../shared/queue/job-queue.js';
 import { formatJobDetails, formatJobTable, summarizeJob } from '../../shared/queue/job-view.js';
-import { addQueueLocationOptions, queueLocationFrom } from '../../shared/queue/location-options.js';
+import { addQueueLocationOptions, openQueueForCommand, queueLocationFrom } from '../../shared/queue/location-options.js';
 import { QUEUE_NAME } from '../../shared/queue/queue-names.js';
 import { positiveInteger } from '../job-options.js';
 
@@ -18,10 +18,10 @@ export function register(program: Command): void {
     .option('--json', 'print JSON instead of a table');
   addQueueLocationOptions(command).action(async (jobId: string | undefined, options: Record<string, unknown>) => {
     const limit = positiveInteger('--limit', options.limit);
-    const client = await openQueue(queueLocationFrom(options));
+    const client = await openQueueForCommand(queueLocationFrom(options));
     try {
       if (jobId === undefined) {
-        await printTable(client.queue.getJobs(LISTED_STATES, 0, -1) as Promise<TrainingJob[]>, client.queue, limit, options.json === true);
+        await printTable(client.queue, limit, options.json === true);
       } else {
         process.exitCode = await printJob(client.queue, jobId, options.json === true);
       }
@@ -31,13 +31,14 @@ export function register(program: Command): void {
   });
 }
 
-async function printTable(listing: Promise<TrainingJob[]>, queue: { getJobState(id: string): Promise<string> }, limit: number, json: boolean): Promise<void> {
-  const jobs = (await listing).filter((job) => job !== undefined).sort((a, b) => b.timestamp - a.timestamp).slice(0, limit);
+async function printTable(queue: TrainingQueue, limit: number, json: boolean): Promise<void> {
+  // getJobs returns each state's jobs in turn, so the newest jobs overall are found only after sorting.
+  const jobs = (await queue.getJobs(LISTED_STATES, 0, -1)).filter((job) => job !== undefined).sort((a, b) => b.timestamp - a.timestamp).slice(0, limit);
   const summaries = await Promise.all(jobs.map(async (job) => summarizeJob(job, await queue.getJobState(job.id!))));
   process.stdout.write(json ? `${JSON.stringify(summaries)}\n` : formatJobTable(summaries));
 }
 
-async function printJob(queue: { getJob(id: string): Promise<TrainingJob | undefined>; getJobState(id: string): Promise<string> }, jobId: string, json: boolean): Promise<number> {
+async function printJob(queue: TrainingQueue, jobId: string, json: boolean): Promise<number> {
   const job = await queue.getJob(jobId);
   if (job === undefined) {
     process.stderr.write(`cbn-train: job ${jobId} not found in queue ${QUEUE_NAME}; check the id, --redis and --queue-prefix\n`);

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { enqueueJob, newJobId, openQueue, DEFAULT_ATTEMPTS, DEFAULT_BACKOFF_MS, type SubmitOptions } from '../../shared/queue/job-queue.js';
-import { addQueueLocationOptions, queueLocationFrom } from '../../shared/queue/location-options.js';
+import { enqueueJob, newJobId, DEFAULT_ATTEMPTS, DEFAULT_BACKOFF_MS, type SubmitOptions } from '../../shared/queue/job-queue.js';
+import { addQueueLocationOptions, openQueueForCommand, queueLocationFrom } from '../../shared/queue/location-options.js';
 import { redactedUrl } from '../../shared/queue/connection.js';
 import { UsageError } from '../../shared/runtime/errors.js';
 import { createLogger } from '../../shared/runtime/logger.js';
@@ -28,7 +28,7 @@ export function register(program: Command): void {
 
     const location = queueLocationFrom(options);
     const log = createLogger('cli', { command: 'submit' });
-    const client = await openQueue(location);
+    const client = await openQueueForCommand(location);
     try {
       await enqueueJob(client.queue, jobId, config, submit);
     } finally {
