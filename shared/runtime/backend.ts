@@ -44,6 +44,8 @@ async function loadBackend(name: BackendName): Promise<string> {
       registerProjectKernels('wasm');
       return activate('wasm');
     case 'cpu':
+      // PROD silences the cpu backend's banner recommending tfjs-node; selectBackend logs its own reasons.
+      tf.env().set('PROD', true);
       await import('@tensorflow/tfjs-backend-cpu');
       registerProjectKernels('cpu');
       return activate('cpu');
