@@ -21,16 +21,16 @@ export class InProcessGroup {
   }
 
   private member(rank: number): Collective {
-    const group = this;
+    const contribute = this.contribute.bind(this);
     return {
       rank,
       worldSize: this.worldSize,
       async allReduceSum<T extends Float32Array | Float64Array>(opId: string, data: T): Promise<T> {
-        const parts = await group.contribute(opId, 'sum', rank, data);
+        const parts = await contribute(opId, 'sum', rank, data);
         return sumInRankOrder(parts as T[]);
       },
       async allGather(opId: string, data: Float64Array): Promise<Float64Array[]> {
-        const parts = await group.contribute(opId, 'gather', rank, data);
+        const parts = await contribute(opId, 'gather', rank, data);
         return parts.map((p) => Float64Array.from(p));
       },
     };
