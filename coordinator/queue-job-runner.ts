@@ -9,7 +9,7 @@ import type { RankedWorker } from './registry.js';
 import type { CoordinatorServices } from './services.js';
 import { runTraining, type TrainingResult } from './training-run.js';
 
-/** What every job of one coordinator shares. */
+/** Services and settings shared by every job of one coordinator. */
 export interface QueueJobContext {
   services: CoordinatorServices;
   /** Workers each job waits for. */

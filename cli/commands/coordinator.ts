@@ -34,6 +34,9 @@ export function register(program: Command): void {
       await runQueueMode(options, workers, workerTimeoutMs, backend);
       return;
     }
+    if (options.redis !== undefined || options.queuePrefix !== undefined) {
+      throw new UsageError('--redis and --queue-prefix need --queue; without it the coordinator runs the one job given by its job options');
+    }
     const config = jobFromOptions(options);
 
     const jobId = `${basename(config.out)}-${Date.now().toString(36)}`;
@@ -78,9 +81,9 @@ const SINGLE_JOB_OPTIONS = ['config', 'preset', 'steps', 'batch', 'lr', 'beta1',
  * which checkpoint the active job and return it to the queue. Exits 0 after such a shutdown.
  */
 async function runQueueMode(options: Record<string, unknown>, workers: number, workerTimeoutMs: number, backend: BackendChoice): Promise<void> {
-  const given = SINGLE_JOB_OPTIONS.filter((field) => options[field] !== undefined);
-  if (given.length > 0) {
-    throw new UsageError(`${given.map(flagOf).join(', ')} cannot be combined with --queue: queued jobs carry their own options; pass them to cbn-train submit`);
+  const jobOptionsGiven = SINGLE_JOB_OPTIONS.filter((field) => options[field] !== undefined);
+  if (jobOptionsGiven.length > 0) {
+    throw new UsageError(`${jobOptionsGiven.map(flagOf).join(', ')} cannot be combined with --queue: queued jobs carry their own options; pass them to cbn-train submit`);
   }
   const location = { redisUrl: redisUrlFrom(options.redis), prefix: queuePrefixFrom(options.queuePrefix) };
   const settings = queueSettingsFromEnv();

@@ -36,7 +36,7 @@ export interface QueueClient {
 
 /**
  * Connects to Redis and opens the queue. Rejects with RedisUnavailableError, which names the URL, when Redis
- * does not answer within a few quick retries.
+ * does not reply within a few quick retries.
  */
 export async function openQueue(location: QueueLocation): Promise<QueueClient> {
   const redis = await connectRedis(shortLivedConnection(location.redisUrl));

@@ -5,7 +5,7 @@ export interface QueuedJobData {
   config: JobConfig;
 }
 
-/** What a coordinator reports through `job.updateProgress` after training steps. */
+/** Progress report that a coordinator sends through `job.updateProgress` after training steps. */
 export interface QueuedJobProgress {
   step: number;
   totalSteps: number;

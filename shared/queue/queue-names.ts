@@ -4,7 +4,7 @@ export const QUEUE_NAME = 'cbn-train';
 /** Key prefix of the queue when neither `--queue-prefix` nor `CBN_QUEUE_PREFIX` is set (BullMQ's own default). */
 export const DEFAULT_QUEUE_PREFIX = 'bull';
 
-/** Where a process finds the queue: the Redis URL and the key prefix that isolates one set of queues. */
+/** Location of the queue: the Redis URL and the key prefix that isolates one set of queues. */
 export interface QueueLocation {
   redisUrl: string;
   prefix: string;
@@ -23,7 +23,7 @@ export function cancelChannel(prefix: string): string {
 
 /**
  * Key marking a job as cancelled. It outlives the pub/sub message, so a coordinator that takes the job
- * later (it was waiting, delayed for a retry, or Redis dropped the message) still sees the request.
+ * later (it was waiting, delayed for a retry, or Redis dropped the message) still finds the request.
  */
 export function cancelKey(prefix: string, jobId: string): string {
   return `${prefix}:${QUEUE_NAME}:cancelled:${jobId}`;
