@@ -81,7 +81,7 @@ describe('deploy/docker-compose.yml as processes', () => {
         [worker.environment.CBN_LISTEN]: `127.0.0.1:${listenPort}`,
         [worker.environment.CBN_HEALTH_LISTEN]: `127.0.0.1:${await freePort()}`,
       });
-      // The entrypoint would advertise the container hostname; here the loopback address stands in for it.
+      // The entrypoint would advertise the container hostname; here it is the loopback address.
       startService(worker, { ...env, CBN_ADVERTISE: `127.0.0.1:${listenPort}` });
     }
 

@@ -13,7 +13,7 @@ const env = { CBN_QUEUE_PREFIX: prefix, REDIS_URL: 'redis://127.0.0.1:6379' };
 const scratch = tempDir('cbn-queue-jobs-');
 const queue = testQueue(prefix);
 // A lock far shorter than the jobs below: a coordinator whose event loop stalled would lose it.
-const LOCK_DURATION_MS = 1500;
+const LOCK_DURATION_MS = 2000;
 let cluster: QueueCluster;
 
 const microJob = (out: string, steps: number) => [
@@ -115,7 +115,7 @@ describe('queued job', () => {
 
     const job = (await queue.getJob(jobId))!;
     expect(job.failedReason).toBeUndefined();
-    expect(job.finishedOn! - job.processedOn!).toBeGreaterThan(4 * LOCK_DURATION_MS);
+    expect(job.finishedOn! - job.processedOn!).toBeGreaterThan(3 * LOCK_DURATION_MS);
     expect(job.attemptsStarted).toBe(1);
     expect(job.stalledCounter).toBe(0);
     expect(cluster.coordinator.output()).not.toMatch(/stalled/);

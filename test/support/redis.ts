@@ -38,7 +38,7 @@ export interface TestRedisServer {
   port: number;
   /** Shuts the server down (SHUTDOWN, so the AOF is complete) and waits for it to exit. */
   stop(): Promise<void>;
-  /** Starts the server again on the same port and directory, and waits until it answers. */
+  /** Starts the server again on the same port and directory, and waits until it replies to PING. */
   start(): Promise<void>;
 }
 
