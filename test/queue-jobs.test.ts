@@ -183,4 +183,10 @@ describe('cbn-train coordinator --queue', () => {
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/--steps cannot be combined with --queue/);
   });
+
+  it('rejects --redis without --queue', async () => {
+    const run = await runCli(['coordinator', '--listen', '127.0.0.1:0', '--workers', '1', '--redis', 'redis://127.0.0.1:6379'], env);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/--redis and --queue-prefix need --queue/);
+  });
 });

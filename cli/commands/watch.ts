@@ -4,6 +4,7 @@ import { EXIT_COMPLETED, EXIT_FAILED, outcomeOf } from '../../shared/queue/job-o
 import { isQueuedJobProgress } from '../../shared/queue/job-types.js';
 import { addQueueLocationOptions, openQueueForCommand, queueLocationFrom } from '../../shared/queue/location-options.js';
 import { QUEUE_NAME } from '../../shared/queue/queue-names.js';
+import { createLogger } from '../../shared/runtime/logger.js';
 import { positiveInteger } from '../job-options.js';
 
 /** Adds `cbn-train watch`. */
@@ -15,7 +16,8 @@ export function register(program: Command): void {
     .option('--interval-ms <ms>', 'how often to read the job from Redis', '500');
   addQueueLocationOptions(command).action(async (jobId: string, options: Record<string, unknown>) => {
     const intervalMs = positiveInteger('--interval-ms', options.intervalMs);
-    const client = await openQueueForCommand(queueLocationFrom(options));
+    const log = createLogger('cli', { command: 'watch', jobId });
+    const client = await openQueueForCommand(queueLocationFrom(options), { log });
     try {
       process.exitCode = await watchJob(client.queue, jobId, intervalMs);
     } finally {

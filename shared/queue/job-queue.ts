@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { Queue, type Job, type JobsOptions } from 'bullmq';
 import type { JobConfig } from '../config/job.js';
 import type { Redis } from 'ioredis';
-import { connectRedis, shortLivedConnection } from './connection.js';
+import type { Logger } from '../runtime/logger.js';
+import { connectRedis, persistentConnection, shortLivedConnection } from './connection.js';
 import type { QueuedJobData, QueuedJobResult } from './job-types.js';
 import { QUEUE_NAME, type QueueLocation } from './queue-names.js';
 
@@ -36,11 +37,15 @@ export interface QueueClient {
 
 /**
  * Connects to Redis and opens the queue. Rejects with RedisUnavailableError, which names the URL, when Redis
- * does not reply within a few quick retries.
+ * does not reply within a few quick retries. With `waitThroughOutages` (for `watch`, which runs as long as
+ * a job), the queue's own connection then reconnects forever and its commands wait for Redis to return.
  */
-export async function openQueue(location: QueueLocation): Promise<QueueClient> {
+export async function openQueue(location: QueueLocation, waitThroughOutages?: { log: Logger }): Promise<QueueClient> {
   const redis = await connectRedis(shortLivedConnection(location.redisUrl));
-  const queue = new Queue<QueuedJobData, QueuedJobResult>(QUEUE_NAME, { connection: redis, prefix: location.prefix });
+  const connection = waitThroughOutages ? persistentConnection(location.redisUrl, 'queue', waitThroughOutages.log) : redis;
+  const queue = new Queue<QueuedJobData, QueuedJobResult>(QUEUE_NAME, { connection, prefix: location.prefix });
+  // Without a listener, a connection error of the queue would be an unhandled 'error' event.
+  queue.on('error', (error) => waitThroughOutages?.log.debug({ err: error }, 'queue connection error'));
   return {
     queue,
     redis,

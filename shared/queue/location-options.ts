@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { RedisUnavailableError, redisUrlFrom } from './connection.js';
+import type { Logger } from '../runtime/logger.js';
 import { openQueue, type QueueClient } from './job-queue.js';
 import { queuePrefixFrom, type QueueLocation } from './queue-names.js';
 
@@ -19,9 +20,9 @@ export function queueLocationFrom(options: Record<string, unknown>): QueueLocati
  * Opens the queue for a CLI command. When Redis cannot be reached it prints the reason (the URL and what to
  * do) without a stack trace and exits 1.
  */
-export async function openQueueForCommand(location: QueueLocation): Promise<QueueClient> {
+export async function openQueueForCommand(location: QueueLocation, waitThroughOutages?: { log: Logger }): Promise<QueueClient> {
   try {
-    return await openQueue(location);
+    return await openQueue(location, waitThroughOutages);
   } catch (error) {
     if (!(error instanceof RedisUnavailableError)) throw error;
     process.stderr.write(`cbn-train: ${error.message}\n`);
