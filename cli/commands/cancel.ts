@@ -10,9 +10,11 @@ import { watchJob } from './watch.js';
 export function register(program: Command): void {
   const command = program
     .command('cancel')
-    .description(
-      'Cancel a queued job from any machine: a running job stops after its current step, writes a checkpoint and fails with reason "cancelled"; ' +
-        'a waiting or delayed job fails so as soon as a coordinator takes it',
+    .description('Cancel a queued job from any machine; it fails with a reason that starts with "cancelled"')
+    .addHelpText(
+      'after',
+      '\nA running job stops after its current step and writes a checkpoint first. A waiting job, or one delayed ' +
+        'for a retry, fails as soon as a coordinator takes it. Cancelled jobs are not retried.',
     )
     .argument('<jobId>', 'id printed by cbn-train submit')
     .option('--reason <text>', 'why, recorded in the failed reason', 'requested by cbn-train cancel')
