@@ -156,6 +156,26 @@ describe('queued job', () => {
     expect(existsSync(join(scratch.path, 'never'))).toBe(false);
   });
 
+  it('retries a failing job, then fails with its reason', async () => {
+    // A 1 ms step deadline fails every step: a transient-looking error that is worth a retry.
+    const jobId = await submit([...microJob('deadline', 2), '--step-deadline-ms', '1', '--attempts', '2', '--backoff-ms', '300']);
+
+    const watch = await runCli(['watch', jobId], env);
+    expect(watch.code).toBe(1);
+    expect(watch.stderr).toMatch(new RegExp(`job ${jobId} failed after 2 attempts: `));
+    expect((await queue.getJob(jobId))!.attemptsMade).toBe(2);
+    expect(cluster.coordinator.output()).toMatch(new RegExp(`"jobId":"${jobId}".*"willRetry":true.*queued job attempt failed; it will be retried`));
+  });
+
+  it('fails a job with missing data files without retries', async () => {
+    const jobId = await submit([...microJob('no-data', 2), '--data-dir', join(scratch.path, 'missing'), '--backoff-ms', '300']);
+
+    const watch = await runCli(['watch', jobId], env);
+    expect(watch.code).toBe(1);
+    expect(watch.stderr).toMatch(new RegExp(`job ${jobId} failed after 1 attempts: data file .*missing.* not found`));
+    expect((await queue.getJob(jobId))!.attemptsMade).toBe(1);
+  });
+
   it('reports an unknown job id', async () => {
     for (const command of ['status', 'watch', 'cancel']) {
       const run = await runCli([command, 'no-such-job'], env);
