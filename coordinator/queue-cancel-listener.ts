@@ -28,7 +28,12 @@ export class CancelListener {
   }
 
   /** Subscribes to the cancel channel on a duplicate of `client` (a subscribed connection can do nothing else). */
-  static async start(client: Redis, prefix: string, onCancel: (request: CancelRequest) => void, log: Logger): Promise<CancelListener> {
+  static async start(
+    client: Redis,
+    prefix: string,
+    onCancel: (request: CancelRequest) => void,
+    log: Logger,
+  ): Promise<CancelListener> {
     const subscriber = client.duplicate();
     subscriber.on('error', (error: Error) => log.debug({ err: error }, 'cancel subscriber connection error'));
     const listener = new CancelListener(client, subscriber, prefix, onCancel, log);
@@ -69,7 +74,10 @@ export class CancelListener {
       const reason = await this.reasonOf(jobId);
       if (reason !== undefined) this.onCancel({ jobId, reason });
     } catch (error) {
-      this.log.debug({ err: error, jobId }, 'could not read the cancel marker; trying again at the next poll');
+      this.log.debug(
+        { err: error, jobId },
+        'could not read the cancel marker; trying again at the next poll',
+      );
     } finally {
       this.polling = false;
     }

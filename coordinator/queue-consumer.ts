@@ -30,7 +30,10 @@ type TrainingWorker = Worker<QueuedJobData, QueuedJobResult>;
  */
 export async function runQueueConsumer(options: QueueConsumerOptions): Promise<void> {
   const { location, log } = options;
-  log.info({ redis: redactedUrl(location.redisUrl), queue: QUEUE_NAME, prefix: location.prefix }, 'connecting to Redis');
+  log.info(
+    { redis: redactedUrl(location.redisUrl), queue: QUEUE_NAME, prefix: location.prefix },
+    'connecting to Redis',
+  );
   let client: Redis;
   try {
     client = await connectRedis(persistentConnection(location.redisUrl, 'commands', log), options.shutdown);
@@ -42,10 +45,17 @@ export async function runQueueConsumer(options: QueueConsumerOptions): Promise<v
   client.on('error', (error: Error) => log.debug({ err: error }, 'Redis command connection error'));
   log.info({ redis: redactedUrl(location.redisUrl) }, 'connected to Redis');
 
-  let worker: TrainingWorker | undefined;
-  const listener = await CancelListener.start(client, location.prefix, (request) => cancelActive(worker, request.jobId, request.reason, log), log);
-  worker = createWorker(options, listener);
-  const onShutdown = () => void worker!.close();
+  // The listener starts first, so that no cancel request goes unheard once the worker takes a job.
+  const started: { worker?: TrainingWorker } = {};
+  const listener = await CancelListener.start(
+    client,
+    location.prefix,
+    (request) => cancelActive(started.worker, request.jobId, request.reason, log),
+    log,
+  );
+  const worker = createWorker(options, listener);
+  started.worker = worker;
+  const onShutdown = () => void worker.close();
   options.shutdown.addEventListener('abort', onShutdown, { once: true });
   if (options.shutdown.aborted) onShutdown();
 
@@ -65,6 +75,9 @@ function createWorker(options: QueueConsumerOptions, listener: CancelListener): 
     cancelReasonOf: (jobId: string) => listener.reasonOf(jobId),
     log,
   };
+  // NOTE: taking jobs again after a Redis restart relies on BullMQ itself: workers of BullMQ 6 releases before
+  // 6.3.3 could stay idle after an outage longer than their blocking read. test/queue-redis-restart.test.ts
+  // checks the installed release; there is no watchdog that recreates an idle worker.
   const worker: TrainingWorker = new Worker<QueuedJobData, QueuedJobResult>(
     QUEUE_NAME,
     // Three parameters: BullMQ passes an AbortSignal (aborted by worker.cancelJob) only to processors
@@ -92,7 +105,8 @@ function createWorker(options: QueueConsumerOptions, listener: CancelListener): 
 
 function cancelActive(worker: TrainingWorker | undefined, jobId: string, reason: string, log: Logger): void {
   // Every coordinator receives every request; only the one running the job finds it.
-  if (worker?.cancelJob(jobId, reason)) log.info({ jobId, reason }, 'cancel requested; stopping after the current step');
+  if (worker?.cancelJob(jobId, reason))
+    log.info({ jobId, reason }, 'cancel requested; stopping after the current step');
 }
 
 function logWorkerEvents(worker: TrainingWorker, log: Logger): void {
@@ -106,13 +120,20 @@ function logWorkerEvents(worker: TrainingWorker, log: Logger): void {
     if (errors > 0) log.info({ errorsSinceLastReady: errors }, 'queue worker connected to Redis again');
     errors = 0;
   });
-  worker.on('completed', (job, result) => log.info({ jobId: job.id, step: result.steps, outDir: result.outDir }, 'queued job completed'));
+  worker.on('completed', (job, result) =>
+    log.info({ jobId: job.id, step: result.steps, outDir: result.outDir }, 'queued job completed'),
+  );
   worker.on('failed', (job, error) => {
     // BullMQ sets finishedOn only when the job fails for good, not when it is retried.
     const willRetry = job !== undefined && !job.finishedOn;
-    log.error({ jobId: job?.id, attemptsMade: job?.attemptsMade, willRetry, err: error }, willRetry ? 'queued job attempt failed; it will be retried' : 'queued job failed');
+    log.error(
+      { jobId: job?.id, attemptsMade: job?.attemptsMade, willRetry, err: error },
+      willRetry ? 'queued job attempt failed; it will be retried' : 'queued job failed',
+    );
   });
-  worker.on('stalled', (jobId) => log.warn({ jobId }, 'job stalled (its coordinator stopped renewing the lock); moved back to waiting'));
+  worker.on('stalled', (jobId) =>
+    log.warn({ jobId }, 'job stalled (its coordinator stopped renewing the lock); moved back to waiting'),
+  );
   worker.on('lockRenewalFailed', (jobIds) => log.warn({ jobIds }, 'job lock renewal failed'));
 }
 

@@ -28,10 +28,16 @@ export interface QueueJobContext {
  *
  * Outcomes: a completed run returns its summary. A cancel (`cancelled`, BullMQ's signal) throws an
  * UnrecoverableError whose message starts with `cancelled`, so the job fails without retries. A shutdown
- * moves the job back to waiting and throws WaitingError, so it is neither failed nor retried. Invalid jobs
- * and checkpoints that cannot be resumed fail without retries, any other error is retried with backoff.
+ * moves the job back to waiting and throws WaitingError, so it is neither failed nor retried. Usage errors
+ * (an invalid job, missing data files, a checkpoint that cannot be resumed) fail without retries. Any other
+ * error is retried with the job's backoff.
  */
-export async function runQueuedJob(job: TrainingJob, token: string | undefined, cancelled: AbortSignal, context: QueueJobContext): Promise<QueuedJobResult> {
+export async function runQueuedJob(
+  job: TrainingJob,
+  token: string | undefined,
+  cancelled: AbortSignal,
+  context: QueueJobContext,
+): Promise<QueuedJobResult> {
   const jobId = job.id!;
   // One id per attempt on the workers and the reduction star, so that a reduction left over from an
   // attempt whose coordinator died can never join the next attempt's reductions.
@@ -39,7 +45,8 @@ export async function runQueuedJob(job: TrainingJob, token: string | undefined, 
   const log = context.log.child({ jobId: runId });
   const config = validatedConfig(job);
   const cancelReason = await context.cancelReasonOf(jobId);
-  if (cancelReason !== undefined) throw new UnrecoverableError(`${CANCELLED_REASON} before it started: ${cancelReason}`);
+  if (cancelReason !== undefined)
+    throw new UnrecoverableError(`${CANCELLED_REASON} before it started: ${cancelReason}`);
 
   const signal = AbortSignal.any([cancelled, context.shutdown]);
   log.info({ name: job.name, attemptsMade: job.attemptsMade, out: config.out }, 'queued job started');
@@ -47,7 +54,8 @@ export async function runQueuedJob(job: TrainingJob, token: string | undefined, 
   status.startJob(jobId);
   try {
     const workers = await waitForWorkers(context, signal);
-    const result = workers === undefined ? undefined : await train(job, runId, config, workers, signal, context, log);
+    const result =
+      workers === undefined ? undefined : await train(job, runId, config, workers, signal, context, log);
     if (result?.status === 'completed') {
       status.endJob('completed');
       return summary(result, status.progress?.samplesPerSec ?? Number.NaN);
@@ -55,7 +63,10 @@ export async function runQueuedJob(job: TrainingJob, token: string | undefined, 
     status.endJob('stopped');
     return await stopped(job, token, cancelled, context, result, log);
   } catch (error) {
-    if (!(error instanceof WaitingError) && !(error instanceof UnrecoverableError && error.message.startsWith(CANCELLED_REASON))) {
+    if (
+      !(error instanceof WaitingError) &&
+      !(error instanceof UnrecoverableError && error.message.startsWith(CANCELLED_REASON))
+    ) {
       status.endJob('failed');
     }
     throw asQueueError(error);
@@ -71,7 +82,10 @@ function validatedConfig(job: TrainingJob): JobConfig {
 }
 
 /** Waits for the workers; returns undefined when `signal` aborts first. */
-async function waitForWorkers(context: QueueJobContext, signal: AbortSignal): Promise<RankedWorker[] | undefined> {
+async function waitForWorkers(
+  context: QueueJobContext,
+  signal: AbortSignal,
+): Promise<RankedWorker[] | undefined> {
   if (signal.aborted) return undefined;
   let onAbort: (() => void) | undefined;
   const aborted = new Promise<undefined>((resolve) => {
@@ -79,7 +93,10 @@ async function waitForWorkers(context: QueueJobContext, signal: AbortSignal): Pr
     signal.addEventListener('abort', onAbort, { once: true });
   });
   try {
-    return await Promise.race([context.services.registry.waitForWorkers(context.workers, context.workerTimeoutMs), aborted]);
+    return await Promise.race([
+      context.services.registry.waitForWorkers(context.workers, context.workerTimeoutMs),
+      aborted,
+    ]);
   } finally {
     signal.removeEventListener('abort', onAbort!);
   }
@@ -134,13 +151,19 @@ async function stopped(
   result: TrainingResult | undefined,
   log: Logger,
 ): Promise<never> {
-  const where = result === undefined ? 'before training started' : `after step ${result.steps}; checkpoint in ${result.checkpointDir}`;
+  const where =
+    result === undefined
+      ? 'before training started'
+      : `after step ${result.steps}; checkpoint in ${result.checkpointDir}`;
   if (cancelled.aborted) {
     log.info({ step: result?.steps, reason: String(cancelled.reason) }, 'queued job cancelled');
     throw new UnrecoverableError(`${CANCELLED_REASON} ${where}: ${String(cancelled.reason)}`);
   }
   await job.moveToWait(token);
-  log.info({ step: result?.steps, reason: String(context.shutdown.reason) }, 'queued job stopped by shutdown and moved back to waiting');
+  log.info(
+    { step: result?.steps, reason: String(context.shutdown.reason) },
+    'queued job stopped by shutdown and moved back to waiting',
+  );
   throw new WaitingError(`stopped ${where}: ${String(context.shutdown.reason)}`);
 }
 

@@ -59,7 +59,10 @@ export class QueueProgressReporter {
     this.failures++;
     // Every failure during a Redis outage would flood the log: log the first and then every 20th.
     if (this.failures === 1 || this.failures % 20 === 0) {
-      this.log.warn({ err: error, step, failures: this.failures }, 'progress update failed; training goes on');
+      this.log.warn(
+        { err: error, step, failures: this.failures },
+        'progress update failed; training goes on',
+      );
     }
   }
 }

@@ -27,6 +27,7 @@ function positiveFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number)
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1) throw new UsageError(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(value) || value < 1)
+    throw new UsageError(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
   return value;
 }

@@ -17,15 +17,24 @@ const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 const ENTRYPOINT = join(REPO, 'deploy', 'docker-entrypoint.sh');
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- compose files are free-form YAML. */
-const compose = parse(readFileSync(join(REPO, 'deploy', 'docker-compose.yml'), 'utf8'), { merge: true }) as any;
+const compose = parse(readFileSync(join(REPO, 'deploy', 'docker-compose.yml'), 'utf8'), {
+  merge: true,
+}) as any;
 
 /** Expands `${NAME:-default}` and `${NAME}` as Compose does, from `variables`. */
 function interpolate(value: string, variables: Record<string, string>): string {
-  return value.replace(/\$\{(\w+)(?::-([^}]*))?\}/g, (_, name: string, fallback: string | undefined) => variables[name] ?? fallback ?? '');
+  return value.replace(
+    /\$\{(\w+)(?::-([^}]*))?\}/g,
+    (_, name: string, fallback: string | undefined) => variables[name] ?? fallback ?? '',
+  );
 }
 
 /** Returns a service's environment with variables expanded and `host:port` values mapped to loopback ones. */
-function serviceEnv(service: any, variables: Record<string, string>, addresses: Record<string, string>): Record<string, string> {
+function serviceEnv(
+  service: any,
+  variables: Record<string, string>,
+  addresses: Record<string, string>,
+): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [name, raw] of Object.entries(service.environment as Record<string, string>)) {
     const value = interpolate(String(raw), variables);
@@ -38,7 +47,10 @@ const children: ChildProcess[] = [];
 const scratch = tempDir('cbn-deploy-processes-');
 const prefix = uniquePrefix('deploy');
 
-function startService(service: any, env: Record<string, string>): { child: ChildProcess; output: () => string } {
+function startService(
+  service: any,
+  env: Record<string, string>,
+): { child: ChildProcess; output: () => string } {
   const child = spawn(ENTRYPOINT, service.command as string[], {
     // Only what a container would have besides the compose variables, plus the test's queue prefix.
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', CBN_QUEUE_PREFIX: prefix, ...env },
@@ -86,15 +98,22 @@ describe('deploy/docker-compose.yml as processes', () => {
     }
 
     // The compose healthcheck of the coordinator: GET /healthz on the metrics port.
-    await waitFor(() => /connected to Redis/.test(coordinatorProcess.output()), 60_000, 'the coordinator to reach Redis');
+    await waitFor(
+      () => /connected to Redis/.test(coordinatorProcess.output()),
+      60_000,
+      'the coordinator to reach Redis',
+    );
     const health = await fetch(`http://127.0.0.1:${metricsPort}/healthz`);
     expect(health.ok).toBe(true);
 
     const out = join(scratch.path, 'run');
-    const submit = await runCli(['submit', '--preset', 'micro', '--steps', '4', '--batch', '4', '--out', out], {
-      REDIS_URL: SHARED_REDIS_URL,
-      CBN_QUEUE_PREFIX: prefix,
-    });
+    const submit = await runCli(
+      ['submit', '--preset', 'micro', '--steps', '4', '--batch', '4', '--out', out],
+      {
+        REDIS_URL: SHARED_REDIS_URL,
+        CBN_QUEUE_PREFIX: prefix,
+      },
+    );
     expect(submit.code, submit.stderr).toBe(0);
     const jobId = submit.stdout.trim();
 

@@ -2,7 +2,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCheckpoint } from '../shared/io/checkpoint.js';
 import { runCli, tempDir, waitFor } from './support/cli.js';
-import { deletePrefix, startQueueCluster, testQueue, uniquePrefix, waitForJobState, waitForStep, type QueueCluster } from './support/redis.js';
+import {
+  deletePrefix,
+  startQueueCluster,
+  testQueue,
+  uniquePrefix,
+  waitForJobState,
+  waitForStep,
+  type QueueCluster,
+} from './support/redis.js';
 import { maxRelativeError } from './support/tensors.js';
 
 // A queue-mode coordinator that dies or is stopped mid-job: the job goes back to the queue and a new
@@ -22,7 +30,23 @@ const STEPS = 16;
 
 async function submit(out: string): Promise<string> {
   const run = await runCli(
-    ['submit', '--preset', 'micro', '--steps', String(STEPS), '--batch', '4', '--seed', '9', '--checkpoint-every', '2', '--sample-every', '0', '--out', join(scratch.path, out)],
+    [
+      'submit',
+      '--preset',
+      'micro',
+      '--steps',
+      String(STEPS),
+      '--batch',
+      '4',
+      '--seed',
+      '9',
+      '--checkpoint-every',
+      '2',
+      '--sample-every',
+      '0',
+      '--out',
+      join(scratch.path, out),
+    ],
     env,
   );
   expect(run.code, run.stderr).toBe(0);
@@ -36,7 +60,9 @@ async function expectSameCheckpoint(actualOut: string, expectedOut: string): Pro
   const expectedByName = new Map(expected.tensors.map((t) => [t.name, t.data]));
   expect(actual.tensors.map((t) => t.name)).toEqual([...expectedByName.keys()]);
   for (const tensor of actual.tensors) {
-    expect(maxRelativeError(tensor.data, expectedByName.get(tensor.name)!), tensor.name).toBeLessThanOrEqual(1e-6);
+    expect(maxRelativeError(tensor.data, expectedByName.get(tensor.name)!), tensor.name).toBeLessThanOrEqual(
+      1e-6,
+    );
   }
 }
 
@@ -69,14 +95,20 @@ describe('queue-mode coordinator', () => {
     const job = (await queue.getJob(jobId))!;
     expect(job.attemptsStarted, restarted.output().slice(-4000)).toBe(2);
     expect(restarted.output()).toMatch(/"step":\d+,.*"msg":"resumed from checkpoint"/);
-    const resumedAt = Number(/"step":(\d+),[^\n]*"msg":"resumed from checkpoint"/.exec(restarted.output())![1]);
+    const resumedAt = Number(
+      /"step":(\d+),[^\n]*"msg":"resumed from checkpoint"/.exec(restarted.output())![1],
+    );
     expect(resumedAt).toBeGreaterThanOrEqual(6);
     await expectSameCheckpoint('killed', 'reference');
   });
 
   it('checkpoints, requeues the job and exits 0 on SIGTERM', async () => {
     await referenceDone;
-    await waitFor(() => /queue worker|connected to Redis/.test(cluster.coordinator.output()), 30_000, 'the coordinator');
+    await waitFor(
+      () => /queue worker|connected to Redis/.test(cluster.coordinator.output()),
+      30_000,
+      'the coordinator',
+    );
     const jobId = await submit('drained');
     await waitForStep(queue, jobId, 5, 60_000);
     cluster.coordinator.child.kill('SIGTERM');

@@ -2,7 +2,16 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCheckpoint } from '../shared/io/checkpoint.js';
 import { runCli, startCli, tempDir, waitFor } from './support/cli.js';
-import { startQueueCluster, startRedisServer, testQueue, uniquePrefix, waitForJobState, waitForStep, type QueueCluster, type TestRedisServer } from './support/redis.js';
+import {
+  startQueueCluster,
+  startRedisServer,
+  testQueue,
+  uniquePrefix,
+  waitForJobState,
+  waitForStep,
+  type QueueCluster,
+  type TestRedisServer,
+} from './support/redis.js';
 
 // A Redis of this test alone (AOF on, in a temp dir), restarted while a job trains: the job must still
 // finish, `watch` must follow it to the end, and the coordinator must still take new jobs afterwards.
@@ -14,7 +23,21 @@ let cluster: QueueCluster;
 
 async function submit(out: string, steps: number): Promise<string> {
   const run = await runCli(
-    ['submit', '--preset', 'micro', '--steps', String(steps), '--batch', '4', '--checkpoint-every', '2', '--sample-every', '0', '--out', join(scratch.path, out)],
+    [
+      'submit',
+      '--preset',
+      'micro',
+      '--steps',
+      String(steps),
+      '--batch',
+      '4',
+      '--checkpoint-every',
+      '2',
+      '--sample-every',
+      '0',
+      '--out',
+      join(scratch.path, out),
+    ],
     { CBN_QUEUE_PREFIX: prefix, REDIS_URL: redis.url },
   );
   expect(run.code, run.stderr).toBe(0);

@@ -10,7 +10,14 @@ import { createLogger } from '../shared/runtime/logger.js';
 
 // The parts of the queue that need no Redis: formatting, parsing, settings and progress throttling.
 
-const progressAt = (step: number, totalSteps = 10) => ({ step, totalSteps, lossD: 1, lossG: 2, samplesPerSec: 3, etaSec: 0 });
+const progressAt = (step: number, totalSteps = 10) => ({
+  step,
+  totalSteps,
+  lossD: 1,
+  lossG: 2,
+  samplesPerSec: 3,
+  etaSec: 0,
+});
 
 describe('queue formatting', () => {
   it.each([
@@ -31,7 +38,9 @@ describe('queue formatting', () => {
   });
 
   it('aligns the job table', () => {
-    const table = formatJobTable([{ id: 'a-long-id', name: 'n', state: 'active', progress: '1/2 (50%)', age: '3s' }]);
+    const table = formatJobTable([
+      { id: 'a-long-id', name: 'n', state: 'active', progress: '1/2 (50%)', age: '3s' },
+    ]);
     expect(table).toBe('ID         NAME  STATE   PROGRESS   AGE\na-long-id  n     active  1/2 (50%)  3s\n');
   });
 
@@ -42,7 +51,9 @@ describe('queue formatting', () => {
 
 describe('Redis connection helpers', () => {
   it('doubles the retry delay up to 10 s', () => {
-    expect([1, 2, 3, 4, 5, 6, 7, 20].map(retryDelayMs)).toEqual([500, 1000, 2000, 4000, 8000, 10_000, 10_000, 10_000]);
+    expect([1, 2, 3, 4, 5, 6, 7, 20].map(retryDelayMs)).toEqual([
+      500, 1000, 2000, 4000, 8000, 10_000, 10_000, 10_000,
+    ]);
   });
 
   it('hides the password in logged URLs', () => {
@@ -63,9 +74,15 @@ describe('cancel requests', () => {
 
 describe('queueSettingsFromEnv', () => {
   it('uses BullMQ defaults and rejects invalid values', () => {
-    expect(queueSettingsFromEnv({})).toEqual({ lockDurationMs: 30_000, stalledIntervalMs: 30_000, maxStalledCount: 2 });
+    expect(queueSettingsFromEnv({})).toEqual({
+      lockDurationMs: 30_000,
+      stalledIntervalMs: 30_000,
+      maxStalledCount: 2,
+    });
     expect(queueSettingsFromEnv({ CBN_QUEUE_LOCK_DURATION_MS: '1500' }).lockDurationMs).toBe(1500);
-    expect(() => queueSettingsFromEnv({ CBN_QUEUE_STALLED_INTERVAL_MS: '-1' })).toThrow(/CBN_QUEUE_STALLED_INTERVAL_MS must be a positive integer, got "-1"/);
+    expect(() => queueSettingsFromEnv({ CBN_QUEUE_STALLED_INTERVAL_MS: '-1' })).toThrow(
+      /CBN_QUEUE_STALLED_INTERVAL_MS must be a positive integer, got "-1"/,
+    );
   });
 });
 

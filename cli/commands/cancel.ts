@@ -1,6 +1,10 @@
 import type { Command } from 'commander';
 import { requestCancel } from '../../shared/queue/cancel-requests.js';
-import { addQueueLocationOptions, openQueueForCommand, queueLocationFrom } from '../../shared/queue/location-options.js';
+import {
+  addQueueLocationOptions,
+  openQueueForCommand,
+  queueLocationFrom,
+} from '../../shared/queue/location-options.js';
 import { QUEUE_NAME } from '../../shared/queue/queue-names.js';
 import { createLogger } from '../../shared/runtime/logger.js';
 import { positiveInteger } from '../job-options.js';
@@ -28,7 +32,9 @@ export function register(program: Command): void {
     try {
       const job = await client.queue.getJob(jobId);
       if (job === undefined) {
-        process.stderr.write(`cbn-train: job ${jobId} not found in queue ${QUEUE_NAME}; check the id, --redis and --queue-prefix\n`);
+        process.stderr.write(
+          `cbn-train: job ${jobId} not found in queue ${QUEUE_NAME}; check the id, --redis and --queue-prefix\n`,
+        );
         process.exitCode = 1;
         return;
       }
@@ -38,7 +44,10 @@ export function register(program: Command): void {
         process.exitCode = 1;
         return;
       }
-      const receivers = await requestCancel(client.redis, location.prefix, { jobId, reason: String(options.reason) });
+      const receivers = await requestCancel(client.redis, location.prefix, {
+        jobId,
+        reason: String(options.reason),
+      });
       log.info({ state, coordinatorsNotified: receivers }, 'cancel requested');
       process.stdout.write(`cancel requested for job ${jobId} (${state})\n`);
       if (options.wait === true) process.exitCode = await watchJob(client.queue, jobId, intervalMs);

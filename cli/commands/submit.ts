@@ -1,7 +1,17 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { enqueueJob, newJobId, DEFAULT_ATTEMPTS, DEFAULT_BACKOFF_MS, type SubmitOptions } from '../../shared/queue/job-queue.js';
-import { addQueueLocationOptions, openQueueForCommand, queueLocationFrom } from '../../shared/queue/location-options.js';
+import {
+  enqueueJob,
+  newJobId,
+  DEFAULT_ATTEMPTS,
+  DEFAULT_BACKOFF_MS,
+  type SubmitOptions,
+} from '../../shared/queue/job-queue.js';
+import {
+  addQueueLocationOptions,
+  openQueueForCommand,
+  queueLocationFrom,
+} from '../../shared/queue/location-options.js';
 import { redactedUrl } from '../../shared/queue/connection.js';
 import { UsageError } from '../../shared/runtime/errors.js';
 import { createLogger } from '../../shared/runtime/logger.js';
@@ -17,8 +27,16 @@ export function register(program: Command): void {
     .description('Validate a training job and add it to the Redis job queue; prints the job id')
     .option('--name <name>', 'job name shown by cbn-train status', 'train')
     .option('--priority <n>', `1 (highest) to ${MAX_PRIORITY}; jobs without a priority run first`)
-    .option('--attempts <n>', 'attempts in total before the job fails; a retry resumes from the checkpoint', String(DEFAULT_ATTEMPTS))
-    .option('--backoff-ms <ms>', 'delay before the first retry, doubled for each further one', String(DEFAULT_BACKOFF_MS));
+    .option(
+      '--attempts <n>',
+      'attempts in total before the job fails; a retry resumes from the checkpoint',
+      String(DEFAULT_ATTEMPTS),
+    )
+    .option(
+      '--backoff-ms <ms>',
+      'delay before the first retry, doubled for each further one',
+      String(DEFAULT_BACKOFF_MS),
+    );
   addQueueLocationOptions(addJobOptions(command)).action(async (options: Record<string, unknown>) => {
     const config = jobFromOptions(options);
     const submit = submitOptions(options);
@@ -34,7 +52,16 @@ export function register(program: Command): void {
     } finally {
       await client.close();
     }
-    log.info({ jobId, name: submit.name, out: config.out, redis: redactedUrl(location.redisUrl), prefix: location.prefix }, 'job submitted');
+    log.info(
+      {
+        jobId,
+        name: submit.name,
+        out: config.out,
+        redis: redactedUrl(location.redisUrl),
+        prefix: location.prefix,
+      },
+      'job submitted',
+    );
     process.stdout.write(`${jobId}\n`);
   });
 }
@@ -49,7 +76,8 @@ function submitOptions(options: Record<string, unknown>): SubmitOptions {
   };
   if (options.priority !== undefined) {
     const priority = positiveInteger('--priority', options.priority);
-    if (priority > MAX_PRIORITY) throw new UsageError(`--priority must be at most ${MAX_PRIORITY}, got ${priority}`);
+    if (priority > MAX_PRIORITY)
+      throw new UsageError(`--priority must be at most ${MAX_PRIORITY}, got ${priority}`);
     submit.priority = priority;
   }
   return submit;

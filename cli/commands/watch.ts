@@ -2,7 +2,11 @@ import type { Command } from 'commander';
 import type { TrainingQueue } from '../../shared/queue/job-queue.js';
 import { EXIT_COMPLETED, EXIT_FAILED, outcomeOf } from '../../shared/queue/job-outcome.js';
 import { isQueuedJobProgress } from '../../shared/queue/job-types.js';
-import { addQueueLocationOptions, openQueueForCommand, queueLocationFrom } from '../../shared/queue/location-options.js';
+import {
+  addQueueLocationOptions,
+  openQueueForCommand,
+  queueLocationFrom,
+} from '../../shared/queue/location-options.js';
 import { QUEUE_NAME } from '../../shared/queue/queue-names.js';
 import { createLogger } from '../../shared/runtime/logger.js';
 import { positiveInteger } from '../job-options.js';
@@ -11,7 +15,9 @@ import { positiveInteger } from '../job-options.js';
 export function register(program: Command): void {
   const command = program
     .command('watch')
-    .description('Print the progress of a queued job until it ends; exits 0 when it completed, 1 when it failed, 3 when it was cancelled')
+    .description(
+      'Print the progress of a queued job until it ends; exits 0 when it completed, 1 when it failed, 3 when it was cancelled',
+    )
     .argument('<jobId>', 'id printed by cbn-train submit')
     .option('--interval-ms <ms>', 'how often to read the job from Redis', '500');
   addQueueLocationOptions(command).action(async (jobId: string, options: Record<string, unknown>) => {
@@ -33,18 +39,24 @@ export async function watchJob(queue: TrainingQueue, jobId: string, intervalMs: 
   for (;;) {
     const job = await queue.getJob(jobId);
     if (job === undefined) {
-      process.stderr.write(`cbn-train: job ${jobId} not found in queue ${QUEUE_NAME}; check the id, --redis and --queue-prefix\n`);
+      process.stderr.write(
+        `cbn-train: job ${jobId} not found in queue ${QUEUE_NAME}; check the id, --redis and --queue-prefix\n`,
+      );
       return EXIT_FAILED;
     }
     const state = await queue.getJobState(jobId);
     if (state !== lastState) {
-      process.stdout.write(`${jobId} ${state}${state === 'active' ? ` (attempt ${job.attemptsStarted})` : ''}\n`);
+      process.stdout.write(
+        `${jobId} ${state}${state === 'active' ? ` (attempt ${job.attemptsStarted})` : ''}\n`,
+      );
       lastState = state;
     }
     const progress = job.progress;
     if (isQueuedJobProgress(progress) && progress.step !== lastStep) {
       const { step, totalSteps, lossD, lossG, samplesPerSec } = progress;
-      process.stdout.write(`step ${step}/${totalSteps} lossD ${lossD.toFixed(4)} lossG ${lossG.toFixed(4)} ${samplesPerSec.toFixed(1)} samples/s\n`);
+      process.stdout.write(
+        `step ${step}/${totalSteps} lossD ${lossD.toFixed(4)} lossG ${lossG.toFixed(4)} ${samplesPerSec.toFixed(1)} samples/s\n`,
+      );
       lastStep = step;
     }
     const outcome = outcomeOf(job, state);

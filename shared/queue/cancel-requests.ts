@@ -20,7 +20,11 @@ export async function requestCancel(client: Redis, prefix: string, request: Canc
 }
 
 /** Returns the reason of a cancel request for `jobId`, or undefined when there is none. */
-export async function cancelReasonOf(client: Redis, prefix: string, jobId: string): Promise<string | undefined> {
+export async function cancelReasonOf(
+  client: Redis,
+  prefix: string,
+  jobId: string,
+): Promise<string | undefined> {
   return (await client.get(cancelKey(prefix, jobId))) ?? undefined;
 }
 
@@ -29,7 +33,10 @@ export function parseCancelRequest(message: string): CancelRequest | undefined {
   try {
     const value = JSON.parse(message) as Partial<CancelRequest>;
     if (typeof value.jobId !== 'string' || value.jobId === '') return undefined;
-    return { jobId: value.jobId, reason: typeof value.reason === 'string' ? value.reason : 'no reason given' };
+    return {
+      jobId: value.jobId,
+      reason: typeof value.reason === 'string' ? value.reason : 'no reason given',
+    };
   } catch {
     return undefined;
   }

@@ -42,7 +42,10 @@ export function persistentConnection(url: string, name: string, log: Logger): Re
     maxRetriesPerRequest: null,
     retryStrategy: (attempt: number) => {
       const delayMs = retryDelayMs(attempt);
-      log.warn({ redis: redactedUrl(url), connection: name, attempt, delayMs }, 'Redis unreachable; reconnecting');
+      log.warn(
+        { redis: redactedUrl(url), connection: name, attempt, delayMs },
+        'Redis unreachable; reconnecting',
+      );
       return delayMs;
     },
   };

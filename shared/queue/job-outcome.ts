@@ -21,6 +21,10 @@ export function outcomeOf(job: TrainingJob, state: string): JobOutcome | undefin
   }
   if (state !== 'failed') return undefined;
   const reason = job.failedReason ?? 'no reason recorded';
-  if (reason.startsWith(CANCELLED_REASON)) return { exitCode: EXIT_CANCELLED, message: `job ${job.id} ${reason}` };
-  return { exitCode: EXIT_FAILED, message: `job ${job.id} failed after ${job.attemptsMade} attempts: ${reason}` };
+  if (reason.startsWith(CANCELLED_REASON))
+    return { exitCode: EXIT_CANCELLED, message: `job ${job.id} ${reason}` };
+  return {
+    exitCode: EXIT_FAILED,
+    message: `job ${job.id} failed after ${job.attemptsMade} attempts: ${reason}`,
+  };
 }

@@ -40,10 +40,18 @@ export interface QueueClient {
  * does not reply within a few quick retries. With `waitThroughOutages` (for `watch`, which runs as long as
  * a job), the queue's own connection then reconnects forever and its commands wait for Redis to return.
  */
-export async function openQueue(location: QueueLocation, waitThroughOutages?: { log: Logger }): Promise<QueueClient> {
+export async function openQueue(
+  location: QueueLocation,
+  waitThroughOutages?: { log: Logger },
+): Promise<QueueClient> {
   const redis = await connectRedis(shortLivedConnection(location.redisUrl));
-  const connection = waitThroughOutages ? persistentConnection(location.redisUrl, 'queue', waitThroughOutages.log) : redis;
-  const queue = new Queue<QueuedJobData, QueuedJobResult>(QUEUE_NAME, { connection, prefix: location.prefix });
+  const connection = waitThroughOutages
+    ? persistentConnection(location.redisUrl, 'queue', waitThroughOutages.log)
+    : redis;
+  const queue = new Queue<QueuedJobData, QueuedJobResult>(QUEUE_NAME, {
+    connection,
+    prefix: location.prefix,
+  });
   // Without a listener, a connection error of the queue would be an unhandled 'error' event.
   queue.on('error', (error) => waitThroughOutages?.log.debug({ err: error }, 'queue connection error'));
   return {
@@ -67,7 +75,12 @@ export function newJobId(now = new Date()): string {
 }
 
 /** Adds a validated job to the queue under `jobId` and returns the BullMQ job. */
-export async function enqueueJob(queue: TrainingQueue, jobId: string, config: JobConfig, options: SubmitOptions = {}): Promise<TrainingJob> {
+export async function enqueueJob(
+  queue: TrainingQueue,
+  jobId: string,
+  config: JobConfig,
+  options: SubmitOptions = {},
+): Promise<TrainingJob> {
   const jobOptions: JobsOptions = {
     jobId,
     attempts: options.attempts ?? DEFAULT_ATTEMPTS,

@@ -28,7 +28,13 @@ export function formatAge(ms: number): string {
 
 /** Summarizes a job for the table; the age counts from submission. */
 export function summarizeJob(job: TrainingJob, state: string, nowMs = Date.now()): JobSummary {
-  return { id: job.id ?? '?', name: job.name, state, progress: formatProgress(job.progress), age: formatAge(nowMs - job.timestamp) };
+  return {
+    id: job.id ?? '?',
+    name: job.name,
+    state,
+    progress: formatProgress(job.progress),
+    age: formatAge(nowMs - job.timestamp),
+  };
 }
 
 /** Formats summaries as a left-aligned table with a header row. */
@@ -37,7 +43,16 @@ export function formatJobTable(jobs: JobSummary[]): string {
   const rows = [header, ...jobs];
   const keys = ['id', 'name', 'state', 'progress', 'age'] as const;
   const widths = keys.map((key) => Math.max(...rows.map((row) => row[key].length)));
-  return rows.map((row) => keys.map((key, i) => row[key].padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
+  return (
+    rows
+      .map((row) =>
+        keys
+          .map((key, i) => row[key].padEnd(widths[i]!))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 /** Formats one job in detail: state, attempts, times, progress, config and result or failure reason. */
@@ -48,7 +63,10 @@ export function formatJobDetails(job: TrainingJob, state: string): string {
     ['state', state],
     ['progress', formatProgress(job.progress)],
     // BullMQ counts an attempt as made when it completed or failed; a crashed or shut down one was only started.
-    ['attempts', `${job.attemptsStarted} started, ${job.attemptsMade} made, ${job.opts.attempts ?? 1} allowed`],
+    [
+      'attempts',
+      `${job.attemptsStarted} started, ${job.attemptsMade} made, ${job.opts.attempts ?? 1} allowed`,
+    ],
     ['submitted', new Date(job.timestamp).toISOString()],
   ];
   if (job.processedOn) lines.push(['started', new Date(job.processedOn).toISOString()]);

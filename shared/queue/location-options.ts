@@ -20,7 +20,10 @@ export function queueLocationFrom(options: Record<string, unknown>): QueueLocati
  * Opens the queue for a CLI command. When Redis cannot be reached it prints the reason (the URL and what to
  * do) without a stack trace and exits 1.
  */
-export async function openQueueForCommand(location: QueueLocation, waitThroughOutages?: { log: Logger }): Promise<QueueClient> {
+export async function openQueueForCommand(
+  location: QueueLocation,
+  waitThroughOutages?: { log: Logger },
+): Promise<QueueClient> {
   try {
     return await openQueue(location, waitThroughOutages);
   } catch (error) {

@@ -18,7 +18,10 @@ export function uniquePrefix(test: string): string {
 
 /** Opens the training queue under `prefix`, for a test to inspect jobs. */
 export function testQueue(prefix: string, url = SHARED_REDIS_URL): Queue<QueuedJobData, QueuedJobResult> {
-  return new Queue<QueuedJobData, QueuedJobResult>(QUEUE_NAME, { connection: { url, maxRetriesPerRequest: null }, prefix });
+  return new Queue<QueuedJobData, QueuedJobResult>(QUEUE_NAME, {
+    connection: { url, maxRetriesPerRequest: null },
+    prefix,
+  });
 }
 
 /** Deletes every key under `prefix`. */
@@ -49,9 +52,13 @@ export async function startRedisServer(dir: string): Promise<TestRedisServer> {
   let child: ChildProcess | undefined;
 
   const start = async () => {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', ''], {
-      stdio: 'ignore',
-    });
+    child = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', ''],
+      {
+        stdio: 'ignore',
+      },
+    );
     await waitUntilAnswering(url);
   };
   const stop = async () => {
@@ -73,7 +80,10 @@ async function waitUntilAnswering(url: string): Promise<void> {
       await client.connect();
       if ((await client.ping()) === 'PONG') return;
     } catch (error) {
-      if (Date.now() > deadline) throw new Error(`redis-server at ${url} did not answer within 10 s: ${(error as Error).message}`);
+      if (Date.now() > deadline)
+        throw new Error(`redis-server at ${url} did not reply within 10 s: ${(error as Error).message}`, {
+          cause: error,
+        });
     } finally {
       client.disconnect();
     }
@@ -109,7 +119,16 @@ export interface QueueCluster {
 export async function startQueueCluster(options: QueueClusterOptions): Promise<QueueCluster> {
   const port = await freePort();
   const redisUrl = options.redisUrl ?? SHARED_REDIS_URL;
-  const args = ['coordinator', '--queue', '--listen', `127.0.0.1:${port}`, '--workers', String(options.workers ?? 2), '--backend', TEST_BACKEND];
+  const args = [
+    'coordinator',
+    '--queue',
+    '--listen',
+    `127.0.0.1:${port}`,
+    '--workers',
+    String(options.workers ?? 2),
+    '--backend',
+    TEST_BACKEND,
+  ];
   const env = { REDIS_URL: redisUrl, CBN_QUEUE_PREFIX: options.prefix, ...options.coordinatorEnv };
   const processes: ReturnType<typeof startCli>[] = [];
   const startCoordinator = () => {
@@ -121,7 +140,15 @@ export async function startQueueCluster(options: QueueClusterOptions): Promise<Q
     port,
     coordinator: startCoordinator(),
     workers: Array.from({ length: options.workers ?? 2 }, (_, i) =>
-      startCli(['worker', '--coordinator', `127.0.0.1:${port}`, '--backend', TEST_BACKEND, '--worker-id', `w-${i}`]),
+      startCli([
+        'worker',
+        '--coordinator',
+        `127.0.0.1:${port}`,
+        '--backend',
+        TEST_BACKEND,
+        '--worker-id',
+        `w-${i}`,
+      ]),
     ),
     restartCoordinator() {
       cluster.coordinator = startCoordinator();
@@ -129,7 +156,8 @@ export async function startQueueCluster(options: QueueClusterOptions): Promise<Q
     },
     async stop() {
       for (const started of [...processes, ...cluster.workers]) {
-        if (started.child.exitCode === null && started.child.signalCode === null) started.child.kill('SIGKILL');
+        if (started.child.exitCode === null && started.child.signalCode === null)
+          started.child.kill('SIGKILL');
       }
       await Promise.all([...processes, ...cluster.workers].map((started) => started.done));
     },
@@ -138,24 +166,38 @@ export async function startQueueCluster(options: QueueClusterOptions): Promise<Q
 }
 
 /** Waits until the job is in one of `states` (polling every 100 ms) and returns that state. */
-export async function waitForJobState(queue: Queue<QueuedJobData, QueuedJobResult>, jobId: string, states: string[], timeoutMs: number): Promise<string> {
+export async function waitForJobState(
+  queue: Queue<QueuedJobData, QueuedJobResult>,
+  jobId: string,
+  states: string[],
+  timeoutMs: number,
+): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const state = await queue.getJobState(jobId);
     if (states.includes(state)) return state;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for job ${jobId} to be ${states.join(' or ')}; it is ${state}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for job ${jobId} to be ${states.join(' or ')}; it is ${state}`,
+      );
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 
 /** Waits until the job has reported progress of at least `step`. */
-export async function waitForStep(queue: Queue<QueuedJobData, QueuedJobResult>, jobId: string, step: number, timeoutMs: number): Promise<void> {
+export async function waitForStep(
+  queue: Queue<QueuedJobData, QueuedJobResult>,
+  jobId: string,
+  step: number,
+  timeoutMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const job = await queue.getJob(jobId);
     const progress = job?.progress as { step?: number } | undefined;
     if ((progress?.step ?? 0) >= step) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for job ${jobId} to reach step ${step}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for job ${jobId} to reach step ${step}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
