@@ -85,6 +85,7 @@ describe('cbn-train submit', () => {
       prioritized: 0,
     });
     await ownQueue.close();
+    await deletePrefix(ownPrefix);
   });
 
   it('exits 1 naming the URL when Redis is unreachable', async () => {
