@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir } from 'node:fs/promises';
+import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../shared/io/atomic.js';
 import { join } from 'node:path';
 import type { JobConfig } from '../shared/config/job.js';
 import { readCheckpoint, writeCheckpoint, type Checkpoint } from '../shared/io/checkpoint.js';
@@ -53,6 +54,24 @@ export class RunOutputs {
 
   async prepare(): Promise<void> {
     await mkdir(this.samplesDir, { recursive: true });
+  }
+
+  /**
+   * Drops the metrics lines of steps after `step`. A run that resumes from the checkpoint of step s repeats
+   * the steps after s, which a crash may already have logged.
+   */
+  async truncateMetricsAfter(step: number): Promise<void> {
+    if (!existsSync(this.metricsPath)) return;
+    const lines = (await readFile(this.metricsPath, 'utf8')).split('\n').filter((line) => line.trim() !== '');
+    const kept = lines.filter((line) => {
+      try {
+        return (JSON.parse(line) as { step?: number }).step! <= step;
+      } catch {
+        return false; // a line cut short by a crash
+      }
+    });
+    if (kept.length === lines.length) return;
+    await writeFileAtomic(this.metricsPath, [Buffer.from(kept.map((line) => `${line}\n`).join(''))]);
   }
 
   async appendMetrics(metrics: StepMetrics): Promise<void> {

@@ -96,6 +96,7 @@ async function restoreIfResuming(options: TrainingRunOptions, outputs: RunOutput
   }
   checkResumable(saved.trainer, config, outputs.checkpointDir);
   await Promise.all(clients.map((c) => c.putState({ jobId, tensors: saved.state })));
+  await outputs.truncateMetricsAfter(saved.trainer.step);
   log.info({ jobId, step: saved.trainer.step, checkpointDir: outputs.checkpointDir }, 'resumed from checkpoint');
   return saved.trainer.step;
 }

@@ -1,4 +1,4 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { appendFileSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readCheckpoint } from '../shared/io/checkpoint.js';
@@ -75,6 +75,8 @@ describe('cbn-train local', () => {
     ]);
     expect(straight.code, straight.stderr.slice(-2000)).toBe(0);
     expect(first.code, first.stderr.slice(-2000)).toBe(0);
+    // A crash after step 4 would have logged a line the checkpoint (step 3) does not cover.
+    appendFileSync(join(root, 'split', 'metrics.jsonl'), `${JSON.stringify({ step: 4, lossD: 0, lossG: 0 })}\n`);
     const second = await runCli(['local', ...common, '--steps', '6', '--resume', '--out', join(root, 'split')]);
     expect(second.code, second.stderr.slice(-2000)).toBe(0);
     expect(second.stderr).toMatch(/resumed from checkpoint/);
