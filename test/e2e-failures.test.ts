@@ -37,7 +37,15 @@ describe('cbn-train bad input', () => {
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     const port = (server.address() as { port: number }).port;
-    const run = await runCli(['coordinator', '--listen', `127.0.0.1:${port}`, '--workers', '1', '--backend', 'cpu']);
+    const run = await runCli([
+      'coordinator',
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--workers',
+      '1',
+      '--backend',
+      'cpu',
+    ]);
     server.close();
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(new RegExp(`127\\.0\\.0\\.1:${port}.*in use`));
@@ -45,13 +53,32 @@ describe('cbn-train bad input', () => {
 
   it('rejects a worker with another model hash on both sides', async () => {
     const out = join(scratch('cbn-e2e-hash-'), 'run');
-    const coordinator = startCli(['coordinator', '--listen', '127.0.0.1:0', '--workers', '1', '--worker-timeout-ms', '8000', '--backend', 'cpu', '--out', out]);
-    await waitFor(() => /"port":(\d+).*coordinator listening/.test(coordinator.output()), 30_000, 'the coordinator to listen');
+    const coordinator = startCli([
+      'coordinator',
+      '--listen',
+      '127.0.0.1:0',
+      '--workers',
+      '1',
+      '--worker-timeout-ms',
+      '8000',
+      '--backend',
+      'cpu',
+      '--out',
+      out,
+    ]);
+    await waitFor(
+      () => /"port":(\d+).*coordinator listening/.test(coordinator.output()),
+      30_000,
+      'the coordinator to listen',
+    );
     const port = /"port":(\d+),"msg":"coordinator listening"/.exec(coordinator.output())![1];
 
-    const worker = await runCli(['worker', '--coordinator', `127.0.0.1:${port}`, '--backend', 'cpu', '--worker-id', 'odd'], {
-      CBN_MODEL_HASH_OVERRIDE: 'deadbeef',
-    });
+    const worker = await runCli(
+      ['worker', '--coordinator', `127.0.0.1:${port}`, '--backend', 'cpu', '--worker-id', 'odd'],
+      {
+        CBN_MODEL_HASH_OVERRIDE: 'deadbeef',
+      },
+    );
     expect(worker.code).not.toBe(0);
     expect(worker.stderr).toMatch(/model hash/i);
 
@@ -64,17 +91,44 @@ describe('cbn-train bad input', () => {
   it('stops the job naming a worker killed mid-run, leaving the checkpoint readable', async () => {
     const out = join(scratch('cbn-e2e-kill-'), 'run');
     const coordinator = startCli([
-      'coordinator', '--listen', '127.0.0.1:0', '--workers', '2', '--backend', 'wasm', '--out', out,
-      '--steps', '200', '--batch', '8', '--checkpoint-every', '2', '--sample-every', '0', '--step-deadline-ms', '20000',
+      'coordinator',
+      '--listen',
+      '127.0.0.1:0',
+      '--workers',
+      '2',
+      '--backend',
+      'wasm',
+      '--out',
+      out,
+      '--steps',
+      '200',
+      '--batch',
+      '8',
+      '--checkpoint-every',
+      '2',
+      '--sample-every',
+      '0',
+      '--step-deadline-ms',
+      '20000',
     ]);
-    await waitFor(() => /coordinator listening/.test(coordinator.output()), 30_000, 'the coordinator to listen');
+    await waitFor(
+      () => /coordinator listening/.test(coordinator.output()),
+      30_000,
+      'the coordinator to listen',
+    );
     const port = /"port":(\d+),"msg":"coordinator listening"/.exec(coordinator.output())![1];
     const workers = ['w-a', 'w-b'].map((id) =>
       startCli(['worker', '--coordinator', `127.0.0.1:${port}`, '--backend', 'wasm', '--worker-id', id]),
     );
     cleanups.push(() => workers.forEach((w) => w.child.kill('SIGKILL')));
 
-    await waitFor(() => existsSync(join(out, 'metrics.jsonl')) && readFileSync(join(out, 'metrics.jsonl'), 'utf8').split('\n').length > 4, 60_000, 'a few steps');
+    await waitFor(
+      () =>
+        existsSync(join(out, 'metrics.jsonl')) &&
+        readFileSync(join(out, 'metrics.jsonl'), 'utf8').split('\n').length > 4,
+      60_000,
+      'a few steps',
+    );
     const killedAt = Date.now();
     workers[1]!.child.kill('SIGKILL');
     const result = await coordinator.done;
@@ -89,9 +143,12 @@ describe('cbn-train bad input', () => {
 
   it('fails the job naming the step and parameter of a NaN gradient', async () => {
     const out = join(scratch('cbn-e2e-nan-'), 'run');
-    const run = await runCli(['local', '--workers', '2', '--steps', '5', '--batch', '4', '--out', out, '--checkpoint-every', '0'], {
-      CBN_TEST_NAN_GRAD_STEP: '2',
-    });
+    const run = await runCli(
+      ['local', '--workers', '2', '--steps', '5', '--batch', '4', '--out', out, '--checkpoint-every', '0'],
+      {
+        CBN_TEST_NAN_GRAD_STEP: '2',
+      },
+    );
     expect(run.code).not.toBe(0);
     expect(run.stderr).toMatch(/non-finite gradient at step 2 in parameter G\/out_conv\/bias/);
   });
@@ -99,20 +156,45 @@ describe('cbn-train bad input', () => {
   it('fails the job when a replica diverges', async () => {
     const out = join(scratch('cbn-e2e-diverge-'), 'run');
     const coordinator = startCli([
-      'coordinator', '--listen', '127.0.0.1:0', '--workers', '2', '--backend', 'cpu', '--out', out,
-      '--preset', 'micro', '--steps', '20', '--batch', '4', '--check-params-every', '2',
+      'coordinator',
+      '--listen',
+      '127.0.0.1:0',
+      '--workers',
+      '2',
+      '--backend',
+      'cpu',
+      '--out',
+      out,
+      '--preset',
+      'micro',
+      '--steps',
+      '20',
+      '--batch',
+      '4',
+      '--check-params-every',
+      '2',
     ]);
-    await waitFor(() => /coordinator listening/.test(coordinator.output()), 30_000, 'the coordinator to listen');
+    await waitFor(
+      () => /coordinator listening/.test(coordinator.output()),
+      30_000,
+      'the coordinator to listen',
+    );
     const port = /"port":(\d+),"msg":"coordinator listening"/.exec(coordinator.output())![1];
-    const workers = [['w-a', ''], ['w-b', '2']].map(([id, perturbStep]) =>
-      startCli(['worker', '--coordinator', `127.0.0.1:${port}`, '--backend', 'wasm', '--worker-id', id!], { CBN_TEST_PERTURB_STEP: perturbStep }),
+    const workers = [
+      ['w-a', ''],
+      ['w-b', '2'],
+    ].map(([id, perturbStep]) =>
+      startCli(['worker', '--coordinator', `127.0.0.1:${port}`, '--backend', 'wasm', '--worker-id', id!], {
+        CBN_TEST_PERTURB_STEP: perturbStep,
+      }),
     );
     cleanups.push(() => workers.forEach((w) => w.child.kill('SIGKILL')));
 
     const result = await coordinator.done;
     expect(result.code).not.toBe(0);
     // Checksums are compared after steps 2, 4, ...; worker w-b changes a parameter after step index 2.
-    expect(result.stderr).toMatch(/replicas diverged after step 4: parameter checksum of rank 1 \(worker w-b\) differs/);
+    expect(result.stderr).toMatch(
+      /replicas diverged after step 4: parameter checksum of rank 1 \(worker w-b\) differs/,
+    );
   });
 });
-

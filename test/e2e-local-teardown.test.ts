@@ -16,7 +16,11 @@ afterEach(() => {
 /** Pids of the cbn-train processes whose parent is `pid` (tsx also starts an esbuild service). */
 function childrenOf(pid: number): number[] {
   try {
-    const pids = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
+    const pids = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
     return pids.filter((child) => argsOf(child).includes('cli/main.ts'));
   } catch {
     return []; // pgrep exits 1 when nothing matches
@@ -32,11 +36,29 @@ function metricLines(out: string): number {
   return existsSync(path) ? readFileSync(path, 'utf8').trim().split('\n').filter(Boolean).length : 0;
 }
 
-async function startLocal(prefix: string): Promise<{ run: ReturnType<typeof startCli>; out: string; children: number[] }> {
+async function startLocal(
+  prefix: string,
+): Promise<{ run: ReturnType<typeof startCli>; out: string; children: number[] }> {
   const dir = tempDir(prefix);
   cleanups.push(dir.remove);
   const out = join(dir.path, 'run');
-  const run = startCli(['local', '--workers', '2', '--preset', 'micro', '--steps', '5000', '--batch', '4', '--out', out, '--checkpoint-every', '0', '--sample-every', '0']);
+  const run = startCli([
+    'local',
+    '--workers',
+    '2',
+    '--preset',
+    'micro',
+    '--steps',
+    '5000',
+    '--batch',
+    '4',
+    '--out',
+    out,
+    '--checkpoint-every',
+    '0',
+    '--sample-every',
+    '0',
+  ]);
   cleanups.push(() => run.child.kill('SIGKILL'));
   await waitFor(() => metricLines(out) >= 3, 60_000, 'three training steps');
   const children = childrenOf(run.child.pid!);

@@ -38,7 +38,12 @@ function context(oneHot: tf.Tensor2D): PassContext {
   };
 }
 
-function expectGradsMatch(store: ParamStore, grads: GradMap, reference: tf.NamedTensorMap, scope: string): void {
+function expectGradsMatch(
+  store: ParamStore,
+  grads: GradMap,
+  reference: tf.NamedTensorMap,
+  scope: string,
+): void {
   for (const name of store.names()) {
     const actual = grads.get(name);
     const expected = reference[`${scope}${name}`];
@@ -121,7 +126,8 @@ describe('pausable backward', () => {
     const dx = discriminator.backward(dLogits, grads, true)!;
 
     const reference = tf.variableGrads(
-      () => tf.sum(tf.mul(referenceDiscriminator(discriminator.store, SMALL, x, oneHot), dLogits)) as tf.Scalar,
+      () =>
+        tf.sum(tf.mul(referenceDiscriminator(discriminator.store, SMALL, x, oneHot), dLogits)) as tf.Scalar,
       discriminator.store.entries().map(([, v]) => v),
     );
     const referenceDx = tf.grads((input: tf.Tensor) =>
@@ -130,7 +136,16 @@ describe('pausable backward', () => {
 
     expectGradsMatch(discriminator.store, grads, reference.grads, 'd:');
     expect(maxRelativeError(dx.dataSync(), referenceDx.dataSync())).toBeLessThanOrEqual(TOLERANCE);
-    tf.dispose([x, oneHot, dLogits, logits, dx, referenceDx, reference.value, ...Object.values(reference.grads)]);
+    tf.dispose([
+      x,
+      oneHot,
+      dLogits,
+      logits,
+      dx,
+      referenceDx,
+      reference.value,
+      ...Object.values(reference.grads),
+    ]);
     disposeGrads(grads);
     discriminator.dispose();
   });

@@ -66,21 +66,31 @@ describe('data-parallel replicas, local BN', () => {
   it('updates moving statistics from the merged moments of all shards', async () => {
     const job = parseJobConfig({ batch: 10, seed: 4, bn: 'local', checkParamsEvery: 0 });
     const group = new InProcessGroup(3);
-    const replicas = group.members.map((c, rank) => new GanReplica('job', job, c, { scope: `local${rank}:`, preset: TEST_PRESET }));
+    const replicas = group.members.map(
+      (c, rank) => new GanReplica('job', job, c, { scope: `local${rank}:`, preset: TEST_PRESET }),
+    );
     const shards = shardsForStep(job, 0, 3);
     await Promise.all(replicas.map((replica, rank) => replica.trainStep(shards[rank]!)));
 
     const layers = replicas.map((r) => r.generator.batchNorms());
     for (const [i, bn] of layers[0]!.entries()) {
-      const merged = mergeAllMoments(layers.map((l) => l[i]!.lastLocalMoments), bn.channels);
+      const merged = mergeAllMoments(
+        layers.map((l) => l[i]!.lastLocalMoments),
+        bn.channels,
+      );
       const variance = merged.mean.map((_, c) => merged.m2[c]! / merged.count);
       const expectedMean = merged.mean.map((m) => 0.01 * m);
       const expectedVariance = variance.map((v) => 0.99 + 0.01 * v);
       for (const [rank, replicaLayers] of layers.entries()) {
         const mean = replicaLayers[i]!.movingMean.dataSync();
         const varianceActual = replicaLayers[i]!.movingVariance.dataSync();
-        expect(maxRelativeError(mean, expectedMean), `${bn.name} mean rank ${rank}`).toBeLessThanOrEqual(1e-5);
-        expect(maxRelativeError(varianceActual, expectedVariance), `${bn.name} variance rank ${rank}`).toBeLessThanOrEqual(1e-5);
+        expect(maxRelativeError(mean, expectedMean), `${bn.name} mean rank ${rank}`).toBeLessThanOrEqual(
+          1e-5,
+        );
+        expect(
+          maxRelativeError(varianceActual, expectedVariance),
+          `${bn.name} variance rank ${rank}`,
+        ).toBeLessThanOrEqual(1e-5);
       }
     }
     // The merged count is the whole global batch: N·H·W with N = 10.
@@ -98,8 +108,12 @@ describe('data-parallel replicas, local BN', () => {
     const expected = single!.generator.batchNorms()[0]!;
     for (const replica of three) {
       const actual = replica.generator.batchNorms()[0]!;
-      expect(maxRelativeError(actual.movingMean.dataSync(), expected.movingMean.dataSync())).toBeLessThanOrEqual(1e-5);
-      expect(maxRelativeError(actual.movingVariance.dataSync(), expected.movingVariance.dataSync())).toBeLessThanOrEqual(1e-5);
+      expect(
+        maxRelativeError(actual.movingMean.dataSync(), expected.movingMean.dataSync()),
+      ).toBeLessThanOrEqual(1e-5);
+      expect(
+        maxRelativeError(actual.movingVariance.dataSync(), expected.movingVariance.dataSync()),
+      ).toBeLessThanOrEqual(1e-5);
     }
     disposeAll([single!, ...three]);
   });
@@ -113,7 +127,9 @@ describe('training step memory', () => {
   it('leaks no tensors across 5 steps', async () => {
     const job = parseJobConfig({ batch: 6, seed: 1, checkParamsEvery: 1 });
     const group = new InProcessGroup(2);
-    const replicas = group.members.map((c, rank) => new GanReplica('job', job, c, { scope: `mem${rank}:`, preset: TEST_PRESET }));
+    const replicas = group.members.map(
+      (c, rank) => new GanReplica('job', job, c, { scope: `mem${rank}:`, preset: TEST_PRESET }),
+    );
     const counts: number[] = [];
     for (let step = 0; step < 5; step++) {
       const shards = shardsForStep(job, step, 2);
@@ -135,11 +151,17 @@ describe('non-finite gradients', () => {
     const group = new InProcessGroup(2);
     const replicas = group.members.map(
       (c, rank) =>
-        new GanReplica('job', job, c, { scope: `nan${rank}:`, preset: TEST_PRESET, ...(rank === 1 ? { nanGradientAtStep: 1 } : {}) }),
+        new GanReplica('job', job, c, {
+          scope: `nan${rank}:`,
+          preset: TEST_PRESET,
+          ...(rank === 1 ? { nanGradientAtStep: 1 } : {}),
+        }),
     );
     const before = replicas.map((r) => r.checksum());
     await Promise.all(replicas.map((r, rank) => r.trainStep(shardsForStep(job, 0, 2)[rank]!)));
-    const outcomes = await Promise.allSettled(replicas.map((r, rank) => r.trainStep(shardsForStep(job, 1, 2)[rank]!)));
+    const outcomes = await Promise.allSettled(
+      replicas.map((r, rank) => r.trainStep(shardsForStep(job, 1, 2)[rank]!)),
+    );
 
     for (const outcome of outcomes) {
       expect(outcome.status).toBe('rejected');

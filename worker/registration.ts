@@ -106,7 +106,12 @@ export async function registerWithCoordinator(options: RegistrationOptions): Pro
           );
         }
         log.warn(
-          { coordinator: options.coordinatorAddress, attempt, retryInMs: backoffMs, error: describeFailure(error) },
+          {
+            coordinator: options.coordinatorAddress,
+            attempt,
+            retryInMs: backoffMs,
+            error: describeFailure(error),
+          },
           'registration failed, retrying',
         );
         await sleep(backoffMs);
@@ -126,7 +131,11 @@ function accepted(response: RegisterResponse, options: RegistrationOptions, log:
     );
   }
 
-  const fields = { coordinator: options.coordinatorAddress, rank: response.rank, address: options.advertisedAddress };
+  const fields = {
+    coordinator: options.coordinatorAddress,
+    rank: response.rank,
+    address: options.advertisedAddress,
+  };
   if (options.heartbeat) log.debug(fields, 'heartbeat accepted');
   else log.info(fields, 'registered');
   const registration: Registration = { message: response.message };

@@ -75,7 +75,10 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     logger: log,
   };
   try {
-    await registerWithCoordinator({ ...registration, ...(options.registerTimeoutMs ? { timeoutMs: options.registerTimeoutMs } : {}) });
+    await registerWithCoordinator({
+      ...registration,
+      ...(options.registerTimeoutMs ? { timeoutMs: options.registerTimeoutMs } : {}),
+    });
     registered = true;
     log.info({ advertised }, 'worker registered');
   } catch (error) {
@@ -85,8 +88,16 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   }
 
   const heartbeat = setInterval(() => {
-    registerWithCoordinator({ ...registration, heartbeat: true, timeoutMs: HEARTBEAT_INTERVAL_MS, maxBackoffMs: 1_000 }).catch(
-      (error: unknown) => log.warn({ error: error instanceof Error ? error.message : String(error) }, 'heartbeat failed; retrying at the next interval'),
+    registerWithCoordinator({
+      ...registration,
+      heartbeat: true,
+      timeoutMs: HEARTBEAT_INTERVAL_MS,
+      maxBackoffMs: 1_000,
+    }).catch((error: unknown) =>
+      log.warn(
+        { error: error instanceof Error ? error.message : String(error) },
+        'heartbeat failed; retrying at the next interval',
+      ),
     );
   }, HEARTBEAT_INTERVAL_MS);
 

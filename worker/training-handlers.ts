@@ -29,9 +29,7 @@ export class TrainingHandlers implements WorkerHandlers {
   private stepsTotal = 0;
   private lastStepMs = 0;
 
-  constructor(
-    private readonly options: { coordinatorAddress: string; workerId: string; logger: Logger },
-  ) {}
+  constructor(private readonly options: { coordinatorAddress: string; workerId: string; logger: Logger }) {}
 
   async startJob(request: StartJobRequest): Promise<void> {
     this.endActive(`replaced by job ${request.jobId}`);
@@ -52,7 +50,12 @@ export class TrainingHandlers implements WorkerHandlers {
     });
     this.active = { jobId: request.jobId, replica, collective };
     this.options.logger.info(
-      { jobId: request.jobId, rank: request.rank, worldSize: request.worldSize, preset: request.config.preset },
+      {
+        jobId: request.jobId,
+        rank: request.rank,
+        worldSize: request.worldSize,
+        preset: request.config.preset,
+      },
       'job started',
     );
   }
@@ -78,10 +81,23 @@ export class TrainingHandlers implements WorkerHandlers {
   /** Values for the worker's `/metrics` endpoint. */
   metrics(): MetricsSnapshot {
     return {
-      cbn_worker_steps_total: { type: 'counter', help: 'Training steps this worker ran', samples: [{ value: this.stepsTotal }] },
-      cbn_worker_last_step_ms: { help: 'Wall time of the last step on this worker', samples: [{ value: this.lastStepMs }] },
-      cbn_worker_job_active: { help: '1 while the worker runs a job', samples: [{ value: this.active ? 1 : 0 }] },
-      cbn_worker_tensors: { help: 'Live tf.js tensors (tf.memory().numTensors)', samples: [{ value: tf.memory().numTensors }] },
+      cbn_worker_steps_total: {
+        type: 'counter',
+        help: 'Training steps this worker ran',
+        samples: [{ value: this.stepsTotal }],
+      },
+      cbn_worker_last_step_ms: {
+        help: 'Wall time of the last step on this worker',
+        samples: [{ value: this.lastStepMs }],
+      },
+      cbn_worker_job_active: {
+        help: '1 while the worker runs a job',
+        samples: [{ value: this.active ? 1 : 0 }],
+      },
+      cbn_worker_tensors: {
+        help: 'Live tf.js tensors (tf.memory().numTensors)',
+        samples: [{ value: tf.memory().numTensors }],
+      },
     };
   }
 
@@ -110,7 +126,9 @@ export class TrainingHandlers implements WorkerHandlers {
   private require(jobId: string): ActiveJob {
     if (this.active?.jobId !== jobId) {
       const current = this.active === undefined ? 'no job' : `job ${this.active.jobId}`;
-      throw new Error(`this worker runs ${current}, not job ${jobId}; the coordinator must call StartJob first`);
+      throw new Error(
+        `this worker runs ${current}, not job ${jobId}; the coordinator must call StartJob first`,
+      );
     }
     return this.active;
   }

@@ -98,4 +98,3 @@ export function register(program: Command): void {
       process.exitCode = code ?? 1;
     });
 }
-

@@ -15,7 +15,9 @@ const WORKER_GRACE_MS = 10_000;
 export function register(program: Command): void {
   const command = program
     .command('local')
-    .description('Train on this machine: start a coordinator and N worker processes on loopback, and stop them all at the end')
+    .description(
+      'Train on this machine: start a coordinator and N worker processes on loopback, and stop them all at the end',
+    )
     .option('--workers <n>', 'number of worker processes', '2')
     .option('--backend <name>', 'worker backend: auto, tensorflow-gpu, tensorflow, wasm or cpu', 'auto');
   addJobOptions(command).action(async (options: Record<string, unknown>) => {
@@ -30,10 +32,33 @@ export function register(program: Command): void {
     const address = `127.0.0.1:${await freePort()}`;
     log.info({ workers, address, out: config.out }, 'starting local cluster');
 
-    const coordinator = spawnCli(['coordinator', '--listen', address, '--workers', String(workers), '--backend', backend, '--config', configPath]);
+    const coordinator = spawnCli([
+      'coordinator',
+      '--listen',
+      address,
+      '--workers',
+      String(workers),
+      '--backend',
+      backend,
+      '--config',
+      configPath,
+    ]);
     const workerEnv = { CBN_LOG_LEVEL: process.env.CBN_LOG_LEVEL ?? 'warn' };
     const children = Array.from({ length: workers }, (_, i) =>
-      spawnCli(['worker', '--coordinator', address, '--listen', '127.0.0.1:0', '--backend', backend, '--worker-id', `worker-${i}`], workerEnv),
+      spawnCli(
+        [
+          'worker',
+          '--coordinator',
+          address,
+          '--listen',
+          '127.0.0.1:0',
+          '--backend',
+          backend,
+          '--worker-id',
+          `worker-${i}`,
+        ],
+        workerEnv,
+      ),
     );
 
     let interrupted = false;
@@ -45,14 +70,22 @@ export function register(program: Command): void {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
 
-    const workerDied = Promise.race(children.map(async (child, i) => ({ worker: i, code: await exitOf(child) })));
-    const first = await Promise.race([exitOf(coordinator).then((code) => ({ coordinator: code })), workerDied]);
+    const workerDied = Promise.race(
+      children.map(async (child, i) => ({ worker: i, code: await exitOf(child) })),
+    );
+    const first = await Promise.race([
+      exitOf(coordinator).then((code) => ({ coordinator: code })),
+      workerDied,
+    ]);
 
     let code: number;
     if ('coordinator' in first) {
       code = first.coordinator;
     } else {
-      log.error({ worker: first.worker, exitCode: first.code }, `worker-${first.worker} exited with code ${first.code}; stopping the cluster`);
+      log.error(
+        { worker: first.worker, exitCode: first.code },
+        `worker-${first.worker} exited with code ${first.code}; stopping the cluster`,
+      );
       await terminateAll([coordinator], COORDINATOR_GRACE_MS);
       code = 1;
     }

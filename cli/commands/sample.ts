@@ -26,23 +26,35 @@ export function register(program: Command): void {
       const config = parseJobConfig(trainer.config, `trainer state of ${options.checkpoint}`);
       const preset = PRESETS[config.preset];
 
-      const classes = options.class === undefined ? Array.from({ length: preset.numClasses }, (_, k) => k) : [parseClass(options.class, preset.numClasses)];
+      const classes =
+        options.class === undefined
+          ? Array.from({ length: preset.numClasses }, (_, k) => k)
+          : [parseClass(options.class, preset.numClasses)];
       const seed = options.seed === undefined ? config.seed : parseSeed(options.seed);
       const state = checkpoint.tensors.map((t) => ({ name: t.name, shape: t.shape, values: t.data }));
       const images = await renderSamples(preset, state, { seed, classes, columns: SAMPLE_GRID_COLS });
-      await writeSampleGrid(options.out!, images, { rows: classes.length, cols: SAMPLE_GRID_COLS, height: preset.imageSize, width: preset.imageSize });
+      await writeSampleGrid(options.out!, images, {
+        rows: classes.length,
+        cols: SAMPLE_GRID_COLS,
+        height: preset.imageSize,
+        width: preset.imageSize,
+      });
       log.info({ out: options.out, step: trainer.step, classes }, 'sample grid written');
     });
 }
 
 function parseClass(raw: string, numClasses: number): number {
   const k = Number(raw);
-  if (!Number.isInteger(k) || k < 0 || k >= numClasses) throw new UsageError(`--class must be an integer from 0 to ${numClasses - 1}, got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(k) || k < 0 || k >= numClasses)
+    throw new UsageError(
+      `--class must be an integer from 0 to ${numClasses - 1}, got ${JSON.stringify(raw)}`,
+    );
   return k;
 }
 
 function parseSeed(raw: string): number {
   const seed = Number(raw);
-  if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed must be a non-negative integer, got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(seed) || seed < 0)
+    throw new UsageError(`--seed must be a non-negative integer, got ${JSON.stringify(raw)}`);
   return seed;
 }

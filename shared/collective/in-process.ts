@@ -44,7 +44,13 @@ export class InProcessGroup {
   ): Promise<(Float32Array | Float64Array)[]> {
     let op = this.pending.get(opId);
     if (op === undefined) {
-      op = { kind, parts: new Array(this.worldSize).fill(undefined), arrived: 0, resolvers: [], rejecters: [] };
+      op = {
+        kind,
+        parts: new Array(this.worldSize).fill(undefined),
+        arrived: 0,
+        resolvers: [],
+        rejecters: [],
+      };
       this.pending.set(opId, op);
     }
     if (op.kind !== kind) {

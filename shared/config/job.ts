@@ -48,13 +48,19 @@ export type JobConfig = z.infer<typeof JobConfigSchema>;
  * `source` says where the job came from (`options`, a file name) for the message, and `label` turns a field
  * name into the name the user typed (`checkpointEvery` into `--checkpoint-every`).
  */
-export function parseJobConfig(input: unknown, source = 'job', label: (field: string) => string = (f) => f): JobConfig {
+export function parseJobConfig(
+  input: unknown,
+  source = 'job',
+  label: (field: string) => string = (f) => f,
+): JobConfig {
   const result = JobConfigSchema.safeParse(input);
   if (result.success) return result.data;
 
   const issue = result.error.issues[0]!;
   if (issue.code === 'unrecognized_keys') {
-    throw new UsageError(`invalid ${source}: unknown field ${issue.keys.map((k) => JSON.stringify(label(k))).join(', ')}`);
+    throw new UsageError(
+      `invalid ${source}: unknown field ${issue.keys.map((k) => JSON.stringify(label(k))).join(', ')}`,
+    );
   }
   const field = label(issue.path.join('.')) || '(root)';
   const value = lookup(input, issue.path);

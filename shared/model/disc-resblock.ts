@@ -26,7 +26,8 @@ export class DiscResBlock {
   ) {
     this.conv1 = new Conv2d(`${name}/conv1`, store, 3, inChannels, outChannels);
     this.conv2 = new Conv2d(`${name}/conv2`, store, 3, outChannels, outChannels);
-    if (inChannels !== outChannels) this.skipConv = new Conv2d(`${name}/skip_conv`, store, 1, inChannels, outChannels);
+    if (inChannels !== outChannels)
+      this.skipConv = new Conv2d(`${name}/skip_conv`, store, 1, inChannels, outChannels);
   }
 
   /** [N,H,W,Cin] -> [N,H',W',Cout], H' = H/2 when downsampling. */
@@ -61,7 +62,11 @@ export class DiscResBlock {
     const dxMain = this.conv1.backward(dh1, grads, needInputGrad);
     dh1.dispose();
 
-    const dxSkip = this.skipConv ? this.skipConv.backward(dSum, grads, needInputGrad) : needInputGrad ? dSum.clone() : undefined;
+    const dxSkip = this.skipConv
+      ? this.skipConv.backward(dSum, grads, needInputGrad)
+      : needInputGrad
+        ? dSum.clone()
+        : undefined;
     dSum.dispose();
     if (!needInputGrad) return undefined;
 

@@ -31,7 +31,12 @@ export class Discriminator {
       return block;
     });
     this.head = new Dense('D/head', this.store, inChannels, 1);
-    this.embedding = this.store.glorotUniform('D/embedding', [preset.numClasses, inChannels], preset.numClasses, inChannels);
+    this.embedding = this.store.glorotUniform(
+      'D/embedding',
+      [preset.numClasses, inChannels],
+      preset.numClasses,
+      inChannels,
+    );
   }
 
   /** images [N,32,32,1], oneHot [N,K] -> logits [N]. */
@@ -48,7 +53,10 @@ export class Discriminator {
 
     const linear = this.head.forward(features, keepForBackward); // [N,1]
     const logits = tf.tidy(() => {
-      const projection = sumOrZeros(tf.mul(features, matMulOrZeros(oneHot, this.embedding as tf.Tensor2D)), [1]); // [N,F]·[N,F] -> [N]
+      const projection = sumOrZeros(
+        tf.mul(features, matMulOrZeros(oneHot, this.embedding as tf.Tensor2D)),
+        [1],
+      ); // [N,F]·[N,F] -> [N]
       return tf.add(tf.reshape(linear, [images.shape[0]]), projection); // [N,1] -> [N]
     }) as tf.Tensor1D;
     linear.dispose();
@@ -63,7 +71,11 @@ export class Discriminator {
    * Given d logits [N], accumulates parameter gradients into `grads` (when given) and returns d images when
    * `needInputGrad`.
    */
-  backward(dLogits: tf.Tensor1D, grads: GradMap | undefined, needInputGrad: boolean): tf.Tensor4D | undefined {
+  backward(
+    dLogits: tf.Tensor1D,
+    grads: GradMap | undefined,
+    needInputGrad: boolean,
+  ): tf.Tensor4D | undefined {
     const cache = this.cache;
     if (cache === undefined) throw new Error('discriminator backward called without a training forward');
     const [n, hh, ww, f] = cache.spatial as [number, number, number, number];
@@ -71,17 +83,25 @@ export class Discriminator {
     const dl = tf.reshape(dLogits, [n, 1]) as tf.Tensor2D; // [N] -> [N,1]
     if (grads !== undefined) {
       // d embedding = onehotᵀ·(dl ⊙ h): [K,N]x[N,F] -> [K,F]
-      accumulateGrad(grads, 'D/embedding', tf.tidy(() => matMulOrZeros(cache.oneHot, tf.mul(dl, cache.features) as tf.Tensor2D, true, false)));
+      accumulateGrad(
+        grads,
+        'D/embedding',
+        tf.tidy(() => matMulOrZeros(cache.oneHot, tf.mul(dl, cache.features) as tf.Tensor2D, true, false)),
+      );
     }
     const dFromHead = this.head.backward(dl, grads, true)!; // [N,F]
-    const dFeatures = tf.tidy(() => tf.add(dFromHead, tf.mul(dl, matMulOrZeros(cache.oneHot, this.embedding as tf.Tensor2D)))) as tf.Tensor2D;
+    const dFeatures = tf.tidy(() =>
+      tf.add(dFromHead, tf.mul(dl, matMulOrZeros(cache.oneHot, this.embedding as tf.Tensor2D))),
+    ) as tf.Tensor2D;
     dFromHead.dispose();
     dl.dispose();
     this.releaseHead();
 
     // The gradient of a sum over H,W is d features broadcast back: [N,F] -> [N,H,W,F].
     // An add to zeros broadcasts on every backend; broadcastTo would run the slow wasm Tile kernel.
-    let dh = tf.tidy(() => tf.add(tf.zeros([n, hh, ww, f]), tf.reshape(dFeatures, [n, 1, 1, f]))) as tf.Tensor4D;
+    let dh = tf.tidy(() =>
+      tf.add(tf.zeros([n, hh, ww, f]), tf.reshape(dFeatures, [n, 1, 1, f])),
+    ) as tf.Tensor4D;
     dFeatures.dispose();
     for (const [i, block] of [...this.blocks.entries()].reverse()) {
       const needDx = i > 0 || needInputGrad;

@@ -119,7 +119,9 @@ export class GenResBlock {
   ): Promise<tf.Tensor4D[]> {
     const train = ctx.bn !== 'inference';
     if (!train) {
-      return items.map(({ bn, x, act }) => tf.tidy(() => act.forward(bn.normalizeInference(x, ctx.oneHot), false)));
+      return items.map(({ bn, x, act }) =>
+        tf.tidy(() => act.forward(bn.normalizeInference(x, ctx.oneHot), false)),
+      );
     }
     const stats = await syncMoments(ctx, `${this.name}/${opName}`, items);
     return items.map(({ bn, x, act }, i) => {

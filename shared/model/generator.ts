@@ -33,7 +33,15 @@ export class Generator {
 
     let inChannels = base;
     this.blocks = preset.genBlockChannels.map((outChannels, i) => {
-      const block = new GenResBlock(`G/block${i}`, this.store, numClasses, inChannels, outChannels, true, cbnOptions);
+      const block = new GenResBlock(
+        `G/block${i}`,
+        this.store,
+        numClasses,
+        inChannels,
+        outChannels,
+        true,
+        cbnOptions,
+      );
       inChannels = outChannels;
       return block;
     });

@@ -57,7 +57,9 @@ async function importOptional(specifier: string, name: BackendName): Promise<voi
     await import(specifier);
   } catch (error) {
     const detail = error instanceof Error ? error.message.split('\n')[0] : String(error);
-    throw new UsageError(`backend ${name} is not available (${specifier}: ${detail}); ${INSTALL_HINTS[name]}`);
+    throw new UsageError(
+      `backend ${name} is not available (${specifier}: ${detail}); ${INSTALL_HINTS[name]}`,
+    );
   }
 }
 
@@ -99,5 +101,7 @@ export async function selectBackend(choice: BackendChoice, log?: Logger): Promis
 /** Parses a `--backend` value, naming the accepted ones when it is unknown. */
 export function parseBackendChoice(value: string): BackendChoice {
   if (value === 'auto' || (BACKEND_NAMES as readonly string[]).includes(value)) return value as BackendChoice;
-  throw new UsageError(`--backend must be one of auto, ${BACKEND_NAMES.join(', ')}; got ${JSON.stringify(value)}`);
+  throw new UsageError(
+    `--backend must be one of auto, ${BACKEND_NAMES.join(', ')}; got ${JSON.stringify(value)}`,
+  );
 }

@@ -56,7 +56,9 @@ export class Adam {
         const vNext = tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2));
         m.assign(mNext);
         v.assign(vNext);
-        variable.assign(tf.sub(variable, tf.mul(stepSize, tf.div(mNext, tf.add(tf.sqrt(vNext), this.epsilon)))));
+        variable.assign(
+          tf.sub(variable, tf.mul(stepSize, tf.div(mNext, tf.add(tf.sqrt(vNext), this.epsilon)))),
+        );
       });
     }
   }

@@ -6,7 +6,14 @@ import { mnistToTensor } from '../data/images.js';
 import { Discriminator } from '../model/discriminator.js';
 import { Generator } from '../model/generator.js';
 import { mergeAllMoments, packMoments, packedMomentsLength, unpackMoments } from '../model/moments.js';
-import { disposeGrads, flattenGrads, paramAtFlatIndex, unflattenGrads, type GradMap, type ParamStore } from '../model/params.js';
+import {
+  disposeGrads,
+  flattenGrads,
+  paramAtFlatIndex,
+  unflattenGrads,
+  type GradMap,
+  type ParamStore,
+} from '../model/params.js';
 import type { PassContext } from '../model/pass-context.js';
 import { PRESETS, type ModelPreset } from '../model/presets.js';
 import type { NamedTensor, StepResult } from '../rpc/types.js';
@@ -141,7 +148,13 @@ export class GanReplica {
     const grads: GradMap = new Map();
     this.discriminator.backward(dLogits, grads, false);
     dLogits.dispose();
-    await this.applyReducedGrads(this.discriminator.store, grads, this.optimizerD, `${prefix}/D/grad`, batch.step);
+    await this.applyReducedGrads(
+      this.discriminator.store,
+      grads,
+      this.optimizerD,
+      `${prefix}/D/grad`,
+      batch.step,
+    );
     return readScalar(loss);
   }
 
@@ -149,7 +162,10 @@ export class GanReplica {
 
   private async generatorPhase(batch: ShardBatch, prefix: string): Promise<number> {
     const scale = 1 / batch.globalBatch;
-    const ctx = this.passContext(batch, 'G', { opPrefix: `${prefix}/G/G`, updateMovingStats: this.job.bn === 'sync' });
+    const ctx = this.passContext(batch, 'G', {
+      opPrefix: `${prefix}/G/G`,
+      updateMovingStats: this.job.bn === 'sync',
+    });
     const z = this.noise(batch, 'G');
     const images = await this.generator.forward(z, ctx);
     z.dispose();
@@ -165,7 +181,13 @@ export class GanReplica {
     const grads: GradMap = new Map();
     await this.generator.backward(dImages, ctx, grads);
     tf.dispose([dImages, ctx.oneHot]);
-    await this.applyReducedGrads(this.generator.store, grads, this.optimizerG, `${prefix}/G/grad`, batch.step);
+    await this.applyReducedGrads(
+      this.generator.store,
+      grads,
+      this.optimizerG,
+      `${prefix}/G/grad`,
+      batch.step,
+    );
     return readScalar(loss);
   }
 
@@ -186,7 +208,13 @@ export class GanReplica {
    * Sums the gradients of all replicas in one fused buffer, checks it, and applies Adam. The check runs on
    * the reduced buffer, which is identical on every replica, so all of them reject the same step.
    */
-  private async applyReducedGrads(store: ParamStore, grads: GradMap, optimizer: Adam, opId: string, step: number): Promise<void> {
+  private async applyReducedGrads(
+    store: ParamStore,
+    grads: GradMap,
+    optimizer: Adam,
+    opId: string,
+    step: number,
+  ): Promise<void> {
     const flat = flattenGrads(store, grads); // every parameter in store order -> [P] float32
     disposeGrads(grads);
     if (step === this.nanGradientAtStep && optimizer === this.optimizerG) flat[flat.length - 1] = Number.NaN;
@@ -235,7 +263,13 @@ export class GanReplica {
   ): PassContext {
     const labels = new Int32Array(batch.count);
     for (let i = 0; i < batch.count; i++) {
-      labels[i] = fakeLabelFor(this.job.seed, batch.step, batch.globalIndices[i]!, this.generator.preset.numClasses, phase);
+      labels[i] = fakeLabelFor(
+        this.job.seed,
+        batch.step,
+        batch.globalIndices[i]!,
+        this.generator.preset.numClasses,
+        phase,
+      );
     }
     return {
       bn: this.job.bn,
@@ -258,7 +292,9 @@ export class GanReplica {
 
   private oneHot(labels: Int32Array): tf.Tensor2D {
     const numClasses = this.generator.preset.numClasses;
-    return tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(labels, 'int32'), numClasses), 'float32')) as tf.Tensor2D;
+    return tf.tidy(() =>
+      tf.cast(tf.oneHot(tf.tensor1d(labels, 'int32'), numClasses), 'float32'),
+    ) as tf.Tensor2D;
   }
 
   // ---- state

@@ -25,10 +25,14 @@ export function importState(entries: StateEntries, tensors: readonly NamedTensor
   const byName = new Map(tensors.map((t) => [t.name, t]));
   for (const [name, variable] of entries) {
     const tensor = byName.get(name);
-    if (tensor === undefined) throw new Error(`state has no tensor ${name}; it was saved from another model or preset`);
-    const same = tensor.shape.length === variable.shape.length && tensor.shape.every((d, i) => d === variable.shape[i]);
+    if (tensor === undefined)
+      throw new Error(`state has no tensor ${name}; it was saved from another model or preset`);
+    const same =
+      tensor.shape.length === variable.shape.length && tensor.shape.every((d, i) => d === variable.shape[i]);
     if (!same) {
-      throw new Error(`state tensor ${name} has shape [${tensor.shape}], expected [${variable.shape}] for this preset`);
+      throw new Error(
+        `state tensor ${name} has shape [${tensor.shape}], expected [${variable.shape}] for this preset`,
+      );
     }
   }
   for (const [name, variable] of entries) {

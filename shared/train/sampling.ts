@@ -34,13 +34,18 @@ export async function renderSamples(
     for (let r = 0; r < classes.length; r++) {
       for (let c = 0; c < columns; c++) {
         const index = r * columns + c;
-        z.set(noiseFor(options.seed, SAMPLE_NOISE_STEP, SAMPLE_NOISE_OFFSET + c, preset.zDim, 'G'), index * preset.zDim);
+        z.set(
+          noiseFor(options.seed, SAMPLE_NOISE_STEP, SAMPLE_NOISE_OFFSET + c, preset.zDim, 'G'),
+          index * preset.zDim,
+        );
         labels[index] = classes[r]!;
       }
     }
 
     const zTensor = tf.tensor2d(z, [count, preset.zDim]);
-    const oneHot = tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(labels, 'int32'), preset.numClasses), 'float32')) as tf.Tensor2D;
+    const oneHot = tf.tidy(() =>
+      tf.cast(tf.oneHot(tf.tensor1d(labels, 'int32'), preset.numClasses), 'float32'),
+    ) as tf.Tensor2D;
     const ctx = {
       bn: 'inference' as const,
       collective: new LocalCollective(),

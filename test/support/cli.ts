@@ -14,7 +14,10 @@ export interface CliRun {
 }
 
 /** Starts `cbn-train <args>` as a real child process, collecting its output. */
-export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; done: Promise<CliRun>; output: () => string } {
+export function startCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): { child: ChildProcess; done: Promise<CliRun>; output: () => string } {
   const child = spawn(process.execPath, ['--import', 'tsx', CLI_ENTRY, ...args], {
     env: { ...process.env, CBN_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -30,7 +33,11 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): { child: 
 }
 
 /** Runs `cbn-train <args>` to completion, killing it after `timeoutMs`. */
-export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000): Promise<CliRun> {
+export async function runCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  timeoutMs = 120_000,
+): Promise<CliRun> {
   const { child, done } = startCli(args, env);
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   const result = await done;

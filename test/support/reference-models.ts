@@ -18,7 +18,13 @@ function conv(store: ParamStore, name: string, x: tf.Tensor4D): tf.Tensor4D {
 }
 
 /** Batch-statistics CBN over the whole batch, biased variance. */
-export function referenceCbn(store: ParamStore, name: string, x: tf.Tensor4D, oneHot: tf.Tensor2D, epsilon = 1e-3): tf.Tensor4D {
+export function referenceCbn(
+  store: ParamStore,
+  name: string,
+  x: tf.Tensor4D,
+  oneHot: tf.Tensor2D,
+  epsilon = 1e-3,
+): tf.Tensor4D {
   const [n, , , c] = x.shape;
   const { mean, variance } = tf.moments(x, [0, 1, 2]);
   const xHat = tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, epsilon)));
@@ -32,8 +38,14 @@ export function referenceCbn(store: ParamStore, name: string, x: tf.Tensor4D, on
 // gradient in tfjs 4.22.0 disagrees with the window sum (checked against this gather form).
 function up(x: tf.Tensor4D): tf.Tensor4D {
   const [, h, w] = x.shape;
-  const rows = tf.tensor1d(Array.from({ length: 2 * h }, (_, i) => Math.floor(i / 2)), 'int32');
-  const cols = tf.tensor1d(Array.from({ length: 2 * w }, (_, i) => Math.floor(i / 2)), 'int32');
+  const rows = tf.tensor1d(
+    Array.from({ length: 2 * h }, (_, i) => Math.floor(i / 2)),
+    'int32',
+  );
+  const cols = tf.tensor1d(
+    Array.from({ length: 2 * w }, (_, i) => Math.floor(i / 2)),
+    'int32',
+  );
   return tf.gather(tf.gather(x, rows, 1), cols, 2); // [N,H,W,C] -> [N,2H,W,C] -> [N,2H,2W,C]
 }
 
@@ -50,17 +62,34 @@ export function referenceGenBlock(
   upsample: boolean,
 ): tf.Tensor4D {
   const input = upsample ? up(x) : x;
-  const a1 = tf.leakyRelu(referenceCbn(store, `${name}/bn1`, conv(store, `${name}/conv1`, input), oneHot), ALPHA);
-  const a2 = tf.leakyRelu(referenceCbn(store, `${name}/bn2`, conv(store, `${name}/conv2`, a1), oneHot), ALPHA);
+  const a1 = tf.leakyRelu(
+    referenceCbn(store, `${name}/bn1`, conv(store, `${name}/conv1`, input), oneHot),
+    ALPHA,
+  );
+  const a2 = tf.leakyRelu(
+    referenceCbn(store, `${name}/bn2`, conv(store, `${name}/conv2`, a1), oneHot),
+    ALPHA,
+  );
   const skip = learnedSkip
-    ? tf.leakyRelu(referenceCbn(store, `${name}/skip_bn`, conv(store, `${name}/skip_conv`, input), oneHot), ALPHA)
+    ? tf.leakyRelu(
+        referenceCbn(store, `${name}/skip_bn`, conv(store, `${name}/skip_conv`, input), oneHot),
+        ALPHA,
+      )
     : input;
   return tf.add(a2, skip);
 }
 
-export function referenceGenerator(store: ParamStore, preset: ModelPreset, z: tf.Tensor2D, oneHot: tf.Tensor2D): tf.Tensor4D {
+export function referenceGenerator(
+  store: ParamStore,
+  preset: ModelPreset,
+  z: tf.Tensor2D,
+  oneHot: tf.Tensor2D,
+): tf.Tensor4D {
   const n = z.shape[0];
-  const flat = tf.add(tf.matMul(tf.concat([z, oneHot], 1), p(store, 'G/dense/kernel') as tf.Tensor2D), p(store, 'G/dense/bias'));
+  const flat = tf.add(
+    tf.matMul(tf.concat([z, oneHot], 1), p(store, 'G/dense/kernel') as tf.Tensor2D),
+    p(store, 'G/dense/bias'),
+  );
   let h = tf.reshape(flat, [n, 4, 4, preset.genBaseChannels]) as tf.Tensor4D;
   let inChannels = preset.genBaseChannels;
   preset.genBlockChannels.forEach((outChannels, i) => {
@@ -70,7 +99,12 @@ export function referenceGenerator(store: ParamStore, preset: ModelPreset, z: tf
   return tf.tanh(conv(store, 'G/out_conv', h));
 }
 
-export function referenceDiscriminator(store: ParamStore, preset: ModelPreset, x: tf.Tensor4D, oneHot: tf.Tensor2D): tf.Tensor1D {
+export function referenceDiscriminator(
+  store: ParamStore,
+  preset: ModelPreset,
+  x: tf.Tensor4D,
+  oneHot: tf.Tensor2D,
+): tf.Tensor1D {
   let h = x;
   let inChannels = preset.imageChannels;
   preset.discBlockChannels.forEach((outChannels, i) => {
@@ -83,7 +117,10 @@ export function referenceDiscriminator(store: ParamStore, preset: ModelPreset, x
     inChannels = outChannels;
   });
   const features = tf.sum(h, [1, 2]) as tf.Tensor2D;
-  const linear = tf.add(tf.matMul(features, p(store, 'D/head/kernel') as tf.Tensor2D), p(store, 'D/head/bias'));
+  const linear = tf.add(
+    tf.matMul(features, p(store, 'D/head/kernel') as tf.Tensor2D),
+    p(store, 'D/head/bias'),
+  );
   const projection = tf.sum(tf.mul(features, tf.matMul(oneHot, p(store, 'D/embedding') as tf.Tensor2D)), 1);
   return tf.add(tf.reshape(linear, [-1]), projection);
 }

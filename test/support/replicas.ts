@@ -41,7 +41,8 @@ export async function trainReplicas(
   const job = parseJobConfig({ checkParamsEvery: 0, ...options });
   const group = new InProcessGroup(worldSize);
   const replicas = group.members.map(
-    (collective: Collective, rank) => new GanReplica('job', job, collective, { scope: `${scope}${rank}:`, preset: TEST_PRESET }),
+    (collective: Collective, rank) =>
+      new GanReplica('job', job, collective, { scope: `${scope}${rank}:`, preset: TEST_PRESET }),
   );
   for (let step = 0; step < steps; step++) {
     const shards = shardsForStep(job, step, worldSize);

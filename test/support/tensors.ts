@@ -14,7 +14,9 @@ export function maxRelativeError(actual: ArrayLike<number>, expected: ArrayLike<
 
 /** One-hot [N,K] float32 labels. */
 export function oneHotOf(labels: number[], numClasses: number): tf.Tensor2D {
-  return tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(labels, 'int32'), numClasses), 'float32')) as tf.Tensor2D;
+  return tf.tidy(() =>
+    tf.cast(tf.oneHot(tf.tensor1d(labels, 'int32'), numClasses), 'float32'),
+  ) as tf.Tensor2D;
 }
 
 /** Deterministic pseudo-random values in [-1, 1] (a tiny LCG, test data only). */

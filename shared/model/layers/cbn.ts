@@ -76,7 +76,11 @@ export class ConditionalBatchNorm {
       const m2 = tf.sum(tf.square(tf.sub(x, mean)), [0, 1, 2]); // [C]
       return [mean, m2];
     });
-    const moments = { count, mean: Float64Array.from(meanData.dataSync()), m2: Float64Array.from(m2Data.dataSync()) };
+    const moments = {
+      count,
+      mean: Float64Array.from(meanData.dataSync()),
+      m2: Float64Array.from(m2Data.dataSync()),
+    };
     meanData.dispose();
     m2Data.dispose();
     this.lastLocalMoments = moments;
@@ -92,9 +96,13 @@ export class ConditionalBatchNorm {
     const variance = biasedVariance(stats);
     const [n] = x.shape;
 
-    const invStd = tf.tidy(() => tf.rsqrt(tf.add(tf.tensor1d(toFloat32(variance)), this.epsilon))) as tf.Tensor1D;
+    const invStd = tf.tidy(() =>
+      tf.rsqrt(tf.add(tf.tensor1d(toFloat32(variance)), this.epsilon)),
+    ) as tf.Tensor1D;
     const xHat = tf.tidy(() => tf.mul(tf.sub(x, tf.tensor1d(toFloat32(stats.mean))), invStd)) as tf.Tensor4D;
-    const gammaRows = tf.tidy(() => tf.reshape(matMulOrZeros(oneHot, this.gamma as tf.Tensor2D), [n, 1, 1, this.channels])) as tf.Tensor4D;
+    const gammaRows = tf.tidy(() =>
+      tf.reshape(matMulOrZeros(oneHot, this.gamma as tf.Tensor2D), [n, 1, 1, this.channels]),
+    ) as tf.Tensor4D;
     const y = tf.tidy(() => {
       const betaRows = tf.reshape(matMulOrZeros(oneHot, this.beta as tf.Tensor2D), [n, 1, 1, this.channels]); // [N,K]x[K,C] -> [N,1,1,C]
       return tf.add(tf.mul(gammaRows, xHat), betaRows);
@@ -125,8 +133,12 @@ export class ConditionalBatchNorm {
     const variance = biasedVariance(global);
     tf.tidy(() => {
       const keep = this.momentum;
-      this.movingMean.assign(tf.add(tf.mul(this.movingMean, keep), tf.mul(tf.tensor1d(toFloat32(global.mean)), 1 - keep)));
-      this.movingVariance.assign(tf.add(tf.mul(this.movingVariance, keep), tf.mul(tf.tensor1d(toFloat32(variance)), 1 - keep)));
+      this.movingMean.assign(
+        tf.add(tf.mul(this.movingMean, keep), tf.mul(tf.tensor1d(toFloat32(global.mean)), 1 - keep)),
+      );
+      this.movingVariance.assign(
+        tf.add(tf.mul(this.movingVariance, keep), tf.mul(tf.tensor1d(toFloat32(variance)), 1 - keep)),
+      );
     });
   }
 
@@ -179,7 +191,10 @@ export class ConditionalBatchNorm {
       const dyXHatPerSample = sumOrZeros(tf.mul(dy, cache.xHat), [1, 2]) as tf.Tensor2D; // [N,H,W,C] -> [N,C]
       const dyPerSample = sumOrZeros(dy, [1, 2]) as tf.Tensor2D; // [N,C]
       // onehotᵀ·per-sample sums: [K,N]x[N,C] -> [K,C]
-      return [matMulOrZeros(cache.oneHot, dyXHatPerSample, true), matMulOrZeros(cache.oneHot, dyPerSample, true)];
+      return [
+        matMulOrZeros(cache.oneHot, dyXHatPerSample, true),
+        matMulOrZeros(cache.oneHot, dyPerSample, true),
+      ];
     });
     accumulateGrad(grads, `${this.name}/gamma`, dGamma!);
     accumulateGrad(grads, `${this.name}/beta`, dBeta!);
@@ -202,7 +217,6 @@ export class ConditionalBatchNorm {
     this.dxHatCache?.dispose();
     this.dxHatCache = undefined;
   }
-
 }
 
 function toFloat32(values: Float64Array): Float32Array {

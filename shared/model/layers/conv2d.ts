@@ -62,7 +62,9 @@ export class Conv2d {
 
     let dx: tf.Tensor4D | undefined;
     if (needInputGrad) {
-      dx = empty ? tf.zeros(x.shape) : conv2dBackpropInput(x.shape, dy, this.kernel as tf.Tensor4D, 1, 'same');
+      dx = empty
+        ? tf.zeros(x.shape)
+        : conv2dBackpropInput(x.shape, dy, this.kernel as tf.Tensor4D, 1, 'same');
     }
     this.release();
     return dx;

@@ -22,7 +22,9 @@ export class LeakyRelu {
   backward<T extends tf.Tensor>(dy: T): T {
     const y = this.output;
     if (y === undefined) throw new Error('leaky ReLU backward called without a training forward');
-    const dx = tf.tidy(() => tf.mul(dy, tf.add(tf.mul(tf.step(y), 1 - LEAKY_RELU_ALPHA), LEAKY_RELU_ALPHA))) as T;
+    const dx = tf.tidy(() =>
+      tf.mul(dy, tf.add(tf.mul(tf.step(y), 1 - LEAKY_RELU_ALPHA), LEAKY_RELU_ALPHA)),
+    ) as T;
     this.release();
     return dx;
   }

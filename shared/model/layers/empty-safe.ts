@@ -22,7 +22,12 @@ export function meanOrEmpty(x: tf.Tensor, axes: number[]): tf.Tensor {
 }
 
 /** tf.matMul, or zeros of the result shape when either operand is empty. */
-export function matMulOrZeros(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false, transposeB = false): tf.Tensor2D {
+export function matMulOrZeros(
+  a: tf.Tensor2D,
+  b: tf.Tensor2D,
+  transposeA = false,
+  transposeB = false,
+): tf.Tensor2D {
   if (a.size > 0 && b.size > 0) return tf.matMul(a, b, transposeA, transposeB);
   const rows = transposeA ? a.shape[1] : a.shape[0];
   const cols = transposeB ? b.shape[0] : b.shape[1];
