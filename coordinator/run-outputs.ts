@@ -74,6 +74,14 @@ export class RunOutputs {
     await writeFileAtomic(this.metricsPath, [Buffer.from(kept.map((line) => `${line}\n`).join(''))]);
   }
 
+  /** Returns the last metrics line, or undefined when there is none. */
+  async lastMetrics(): Promise<StepMetrics | undefined> {
+    if (!existsSync(this.metricsPath)) return undefined;
+    const lines = (await readFile(this.metricsPath, 'utf8')).split('\n').filter((line) => line.trim() !== '');
+    const last = lines.at(-1);
+    return last === undefined ? undefined : (JSON.parse(last) as StepMetrics);
+  }
+
   async appendMetrics(metrics: StepMetrics): Promise<void> {
     await appendFile(this.metricsPath, `${JSON.stringify(metrics)}\n`);
   }

@@ -152,10 +152,19 @@ async function trainSteps(
 ): Promise<TrainingResult> {
   const { config, jobId, log } = options;
   const started = performance.now();
-  let last = { lossD: Number.NaN, lossG: Number.NaN };
+  // A resumed run starts with the checkpoint written and the losses of its last logged step, so a run that
+  // has nothing left to do rewrites nothing and still reports losses.
+  const previous = startStep > 0 ? await outputs.lastMetrics() : undefined;
+  let last = { lossD: previous?.lossD ?? Number.NaN, lossG: previous?.lossG ?? Number.NaN };
   let step = startStep;
-  let savedStep = -1;
-  let sampledStep = -1;
+  let savedStep = startStep > 0 ? startStep : -1;
+  let sampledStep = startStep > 0 ? startStep : -1;
+  if (startStep >= config.steps) {
+    log.warn(
+      { jobId, checkpointStep: startStep, steps: config.steps },
+      'the checkpoint is already at --steps or beyond; nothing to train',
+    );
+  }
 
   for (; step < config.steps; step++) {
     if (options.signal?.aborted) break;

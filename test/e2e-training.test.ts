@@ -1,4 +1,4 @@
-import { appendFileSync, readFileSync, readdirSync } from 'node:fs';
+import { appendFileSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readCheckpoint } from '../shared/io/checkpoint.js';
@@ -144,5 +144,23 @@ describe('cbn-train local', () => {
       .trim()
       .split('\n');
     expect(metrics.map((l) => JSON.parse(l).step)).toEqual([1, 2, 3, 4, 5, 6]);
+
+    // Resuming a finished run trains nothing, rewrites nothing and still reports the last losses.
+    const modelJson = join(root, 'split', 'checkpoint', 'model.json');
+    const writtenAt = statSync(modelJson).mtimeMs;
+    const again = await runCli([
+      'local',
+      ...common,
+      '--steps',
+      '6',
+      '--resume',
+      '--out',
+      join(root, 'split'),
+    ]);
+    expect(again.code, again.stderr.slice(-2000)).toBe(0);
+    const summary = JSON.parse(again.stdout.trim().split('\n').at(-1)!);
+    expect(summary.steps).toBe(6);
+    expect(Number.isFinite(summary.lossD)).toBe(true);
+    expect(statSync(modelJson).mtimeMs).toBe(writtenAt);
   });
 });

@@ -211,7 +211,7 @@ describe('queued job', () => {
 
     const watch = await runCli(['watch', jobId], env);
     expect(watch.code).toBe(1);
-    expect(watch.stderr).toMatch(new RegExp(`job ${jobId} failed after 2 attempts: `));
+    expect(watch.stderr).toMatch(new RegExp(`job ${jobId} failed after 2 attempt\\(s\\): `));
     expect((await queue.getJob(jobId))!.attemptsMade).toBe(2);
     expect(cluster.coordinator.output()).toMatch(
       new RegExp(`"jobId":"${jobId}".*"willRetry":true.*queued job attempt failed; it will be retried`),
@@ -230,7 +230,7 @@ describe('queued job', () => {
     const watch = await runCli(['watch', jobId], env);
     expect(watch.code).toBe(1);
     expect(watch.stderr).toMatch(
-      new RegExp(`job ${jobId} failed after 1 attempts: data file .*missing.* not found`),
+      new RegExp(`job ${jobId} failed after 1 attempt\\(s\\): data file .*missing.* not found`),
     );
     expect((await queue.getJob(jobId))!.attemptsMade).toBe(1);
   });

@@ -38,6 +38,9 @@ export interface Registration {
   message: string;
 }
 
+// Retries logged at info level before they become warnings.
+const EXPECTED_EARLY_RETRIES = 3;
+
 // Status codes that mean "the coordinator is not reachable yet", worth retrying. Any other failure (for
 // example UNIMPLEMENTED from a server that is not a cbn-train coordinator) ends registration at once.
 const RETRYABLE_CODES = new Set([
@@ -105,7 +108,9 @@ export async function registerWithCoordinator(options: RegistrationOptions): Pro
             { cause: error },
           );
         }
-        log.warn(
+        // A worker often starts before its coordinator listens, so the first retries are expected.
+        const level = attempt <= EXPECTED_EARLY_RETRIES ? 'info' : 'warn';
+        log[level](
           {
             coordinator: options.coordinatorAddress,
             attempt,

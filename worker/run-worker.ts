@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { modelHash } from '../shared/model/model-hash.js';
 import { RegistrationRejectedError } from '../shared/rpc/errors.js';
 import { selectBackend, type BackendChoice } from '../shared/runtime/backend.js';
-import { createLogger } from '../shared/runtime/logger.js';
+import { createLogger, type Logger } from '../shared/runtime/logger.js';
 import { parseHostPort } from '../shared/rpc/server.js';
 import { startHealthServer } from '../shared/runtime/health-server.js';
 import { registerWithCoordinator } from './registration.js';
@@ -36,6 +36,8 @@ export const HEARTBEAT_INTERVAL_MS = 5_000;
  * with the coordinator (retrying while it is unreachable). Resolves when the worker has shut down.
  */
 export async function runWorker(options: WorkerOptions): Promise<void> {
+  parseHostPort('--coordinator', options.coordinator);
+  parseHostPort('--listen', options.listen);
   const workerId = options.workerId ?? `${hostname()}-${process.pid}`;
   const log = createLogger('worker', { workerId });
   log.info({ coordinator: options.coordinator, listen: options.listen }, 'worker starting');
@@ -74,11 +76,20 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     modelHash: modelHash(),
     logger: log,
   };
+  // A signal during registration stops the worker at once instead of after the registration timeout.
   try {
-    await registerWithCoordinator({
-      ...registration,
-      ...(options.registerTimeoutMs ? { timeoutMs: options.registerTimeoutMs } : {}),
-    });
+    const first = await Promise.race([
+      registerWithCoordinator({
+        ...registration,
+        ...(options.registerTimeoutMs ? { timeoutMs: options.registerTimeoutMs } : {}),
+      }).then(() => undefined),
+      stopped,
+    ]);
+    if (first !== undefined) {
+      log.info({ signal: first }, 'worker stopping before registration completed');
+      await Promise.all([server.stop(), health?.close()]);
+      return;
+    }
     registered = true;
     log.info({ advertised }, 'worker registered');
   } catch (error) {
@@ -87,26 +98,54 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     throw error;
   }
 
-  const heartbeat = setInterval(() => {
-    registerWithCoordinator({
-      ...registration,
-      heartbeat: true,
-      timeoutMs: HEARTBEAT_INTERVAL_MS,
-      maxBackoffMs: 1_000,
-    }).catch((error: unknown) =>
-      log.warn(
-        { error: error instanceof Error ? error.message : String(error) },
-        'heartbeat failed; retrying at the next interval',
-      ),
-    );
-  }, HEARTBEAT_INTERVAL_MS);
-
+  const heartbeat = startHeartbeat(registration, log);
   const signal = await stopped;
   log.info({ signal }, 'worker stopping');
   clearInterval(heartbeat);
   handlers.endActive(`worker received ${signal}`);
   await Promise.all([server.stop(), health?.close()]);
   log.info('worker stopped');
+}
+
+/**
+ * Re-registers every HEARTBEAT_INTERVAL_MS. A lost coordinator is logged once when contact is lost and once
+ * when it is back, not on every failed heartbeat.
+ */
+function startHeartbeat(
+  registration: Parameters<typeof registerWithCoordinator>[0],
+  log: Logger,
+): NodeJS.Timeout {
+  const quiet = log.child({}, { level: 'silent' });
+  let inContact = true;
+  return setInterval(() => {
+    registerWithCoordinator({
+      ...registration,
+      logger: quiet,
+      heartbeat: true,
+      timeoutMs: HEARTBEAT_INTERVAL_MS,
+      maxBackoffMs: 1_000,
+    })
+      .then(() => {
+        if (!inContact)
+          log.info(
+            { coordinator: registration.coordinatorAddress },
+            'coordinator reachable again; registered',
+          );
+        inContact = true;
+      })
+      .catch((error: unknown) => {
+        if (inContact) {
+          log.warn(
+            {
+              coordinator: registration.coordinatorAddress,
+              error: error instanceof Error ? error.message : String(error),
+            },
+            'lost contact with the coordinator; heartbeats continue every 5 s until it is back or the worker is stopped',
+          );
+        }
+        inContact = false;
+      });
+  }, HEARTBEAT_INTERVAL_MS);
 }
 
 function waitForSignal(log: ReturnType<typeof createLogger>): Promise<NodeJS.Signals> {

@@ -60,7 +60,7 @@ export function register(program: Command): void {
     const config = jobFromOptions(options);
 
     const jobId = `${basename(config.out)}-${Date.now().toString(36)}`;
-    const log = createLogger('coordinator', { jobId });
+    const log = createLogger('coordinator');
     const services = await startCoordinatorServices({
       listen: String(options.listen),
       backend,

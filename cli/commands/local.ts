@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { parseBackendChoice } from '../../shared/runtime/backend.js';
+import { parseBackendChoice, selectBackend } from '../../shared/runtime/backend.js';
+import { UsageError } from '../../shared/runtime/errors.js';
 import { createLogger } from '../../shared/runtime/logger.js';
 import { exitOf, freePort, spawnCli, terminateAll } from '../child-processes.js';
 import { addJobOptions, jobFromOptions, positiveInteger } from '../job-options.js';
@@ -10,6 +11,8 @@ import { addJobOptions, jobFromOptions, positiveInteger } from '../job-options.j
 // Time the coordinator gets to finish its step and checkpoint after Ctrl-C or a lost worker.
 const COORDINATOR_GRACE_MS = 60_000;
 const WORKER_GRACE_MS = 10_000;
+// Each worker is a process with its own model replica; more than this does not fit one machine.
+const MAX_LOCAL_WORKERS = 64;
 
 /** Adds `cbn-train local`. */
 export function register(program: Command): void {
@@ -22,7 +25,14 @@ export function register(program: Command): void {
     .option('--backend <name>', 'worker backend: auto, tensorflow-gpu, tensorflow, wasm or cpu', 'auto');
   addJobOptions(command).action(async (options: Record<string, unknown>) => {
     const workers = positiveInteger('--workers', options.workers);
+    if (workers > MAX_LOCAL_WORKERS) {
+      throw new UsageError(
+        `--workers must be at most ${MAX_LOCAL_WORKERS} for a local cluster, got ${workers}`,
+      );
+    }
     const backend = parseBackendChoice(String(options.backend));
+    // Check an explicit backend here, so a missing package exits 2 once instead of failing every worker.
+    if (backend !== 'auto') await selectBackend(backend);
     const config = jobFromOptions(options);
     const log = createLogger('local');
 

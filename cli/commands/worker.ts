@@ -54,5 +54,7 @@ export function register(program: Command): void {
         ...(options.workerId ? { workerId: options.workerId } : {}),
         ...(options.healthListen ? { healthListen: options.healthListen } : {}),
       });
+      // Registration retries may still hold timers after a stop; the worker has shut down, so exit now.
+      process.exit(0);
     });
 }

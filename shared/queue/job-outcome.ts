@@ -16,7 +16,7 @@ export interface JobOutcome {
 export function outcomeOf(job: TrainingJob, state: string): JobOutcome | undefined {
   if (state === 'completed') {
     const r = job.returnvalue;
-    const message = `job ${job.id} completed: ${r.steps} steps, lossD ${r.lossD.toFixed(4)}, lossG ${r.lossG.toFixed(4)}, outputs in ${r.outDir}, checkpoint ${r.checkpointDir}`;
+    const message = `job ${job.id} completed: ${r.steps} steps, lossD ${formatLoss(r.lossD)}, lossG ${formatLoss(r.lossG)}, outputs in ${r.outDir}, checkpoint ${r.checkpointDir}`;
     return { exitCode: EXIT_COMPLETED, message };
   }
   if (state !== 'failed') return undefined;
@@ -25,6 +25,11 @@ export function outcomeOf(job: TrainingJob, state: string): JobOutcome | undefin
     return { exitCode: EXIT_CANCELLED, message: `job ${job.id} ${reason}` };
   return {
     exitCode: EXIT_FAILED,
-    message: `job ${job.id} failed after ${job.attemptsMade} attempts: ${reason}`,
+    message: `job ${job.id} failed after ${job.attemptsMade} attempt(s): ${reason}`,
   };
+}
+
+// A result stores a loss as null when no step was logged (JSON has no NaN).
+function formatLoss(loss: number | null | undefined): string {
+  return typeof loss === 'number' && Number.isFinite(loss) ? loss.toFixed(4) : 'n/a';
 }
