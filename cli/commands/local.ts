@@ -11,7 +11,7 @@ import { addJobOptions, jobFromOptions, positiveInteger } from '../job-options.j
 // Time the coordinator gets to finish its step and checkpoint after Ctrl-C or a lost worker.
 const COORDINATOR_GRACE_MS = 60_000;
 const WORKER_GRACE_MS = 10_000;
-// Each worker is a process with its own model replica; more than this does not fit one machine.
+// Each worker is a process with a full model replica. The cap, the same as bench allreduce has, catches typos.
 const MAX_LOCAL_WORKERS = 64;
 
 /** Adds `cbn-train local`. */
