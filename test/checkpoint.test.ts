@@ -246,7 +246,7 @@ describe('checkpoint', () => {
 
     it('rejects a missing directory', async () => {
       await expect(readCheckpoint(join(root, 'nothing'))).rejects.toThrow(
-        /checkpoint file .*nothing\/model\.json is missing; pass a checkpoint directory that cbn-train wrote, or start without resume/,
+        /checkpoint file .*nothing\/model\.json is missing; pass a checkpoint directory that cbn-train wrote, or start a new run without --resume/,
       );
     });
 
@@ -263,7 +263,7 @@ describe('checkpoint', () => {
       writeFileSync(join(dir, 'model.json'), '{"format": "cbn-train-checkpoint", ');
 
       await expect(readCheckpoint(dir)).rejects.toThrow(
-        /checkpoint\/model\.json: invalid checkpoint: it is not valid JSON \(.*\); restore it from a copy or start without resume/,
+        /checkpoint\/model\.json: invalid checkpoint: it is not valid JSON \(.*\); restore it from a copy or start a new run without --resume/,
       );
     });
 

