@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { QueueProgressReporter } from '../coordinator/queue-progress.js';
 import { queueSettingsFromEnv } from '../coordinator/queue-settings.js';
 import { parseCancelRequest } from '../shared/queue/cancel-requests.js';
-import { redactedUrl, retryDelayMs } from '../shared/queue/connection.js';
+import { redactedUrl, redisUrlFrom, retryDelayMs } from '../shared/queue/connection.js';
 import { newJobId } from '../shared/queue/job-queue.js';
 import type { QueuedJobProgress } from '../shared/queue/job-types.js';
 import { formatAge, formatJobTable, formatProgress } from '../shared/queue/job-view.js';
@@ -50,6 +50,13 @@ describe('queue formatting', () => {
 });
 
 describe('Redis connection helpers', () => {
+  it('accepts redis URLs and rejects others', () => {
+    expect(redisUrlFrom('redis://127.0.0.1:7000')).toBe('redis://127.0.0.1:7000');
+    expect(redisUrlFrom('rediss://cache.internal:6380')).toBe('rediss://cache.internal:6380');
+    expect(() => redisUrlFrom('notaurl')).toThrow(/--redis must be a redis:\/\/ or rediss:\/\/ URL .*got "notaurl"/);
+    expect(() => redisUrlFrom('http://127.0.0.1:6379')).toThrow(/--redis must be/);
+  });
+
   it('doubles the retry delay up to 10 s', () => {
     expect([1, 2, 3, 4, 5, 6, 7, 20].map(retryDelayMs)).toEqual([
       500, 1000, 2000, 4000, 8000, 10_000, 10_000, 10_000,

@@ -1,5 +1,6 @@
 import type { RedisOptions } from 'bullmq';
 import { Redis } from 'ioredis';
+import { UsageError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/logger.js';
 
 /** Redis of a local install; `REDIS_URL` overrides it. */
@@ -11,8 +12,24 @@ const MAX_RETRY_DELAY_MS = 10_000;
 
 /** Returns the Redis URL of `--redis`, else `REDIS_URL`, else redis://127.0.0.1:6379. */
 export function redisUrlFrom(option: unknown): string {
-  if (typeof option === 'string' && option !== '') return option;
-  return process.env.REDIS_URL || DEFAULT_REDIS_URL;
+  const fromOption = typeof option === 'string' && option !== '';
+  const url = fromOption ? option : process.env.REDIS_URL || DEFAULT_REDIS_URL;
+  checkRedisUrl(url, fromOption ? '--redis' : 'REDIS_URL');
+  return url;
+}
+
+/** Rejects a value that is not a redis:// or rediss:// URL, naming where it came from. */
+function checkRedisUrl(url: string, source: string): void {
+  let protocol: string | undefined;
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    protocol = undefined;
+  }
+  if (protocol === 'redis:' || protocol === 'rediss:') return;
+  throw new UsageError(
+    `${source} must be a redis:// or rediss:// URL such as ${DEFAULT_REDIS_URL}, got ${JSON.stringify(url)}`,
+  );
 }
 
 /** Returns the URL with its password replaced by `***`, for logs and messages. */
