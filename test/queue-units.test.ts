@@ -53,7 +53,9 @@ describe('Redis connection helpers', () => {
   it('accepts redis URLs and rejects others', () => {
     expect(redisUrlFrom('redis://127.0.0.1:7000')).toBe('redis://127.0.0.1:7000');
     expect(redisUrlFrom('rediss://cache.internal:6380')).toBe('rediss://cache.internal:6380');
-    expect(() => redisUrlFrom('notaurl')).toThrow(/--redis must be a redis:\/\/ or rediss:\/\/ URL .*got "notaurl"/);
+    expect(() => redisUrlFrom('notaurl')).toThrow(
+      /--redis must be a redis:\/\/ or rediss:\/\/ URL .*got "notaurl"/,
+    );
     expect(() => redisUrlFrom('http://127.0.0.1:6379')).toThrow(/--redis must be/);
   });
 
