@@ -26,6 +26,7 @@ describe('cbn-train bad input', () => {
     [['--steps', '-1'], /--steps: Too small/],
     [['--preset', 'huge'], /--preset: Invalid option: expected one of "micro"\|"tiny"\|"base", got "huge"/],
     [['--lr', 'fast'], /--lr must be a number, got "fast"/],
+    [['--steps', '2.5'], /--steps: must be an integer, got 2\.5/],
   ])('exits 2 for %s', async (args, message) => {
     const run = await runCli(['local', ...args]);
     expect(run.code).toBe(2);

@@ -63,9 +63,12 @@ export function parseJobConfig(
     );
   }
   const field = label(issue.path.join('.')) || '(root)';
+  // zod reports a fraction for an .int() field as "expected int, received number".
+  const isFraction = issue.code === 'invalid_type' && issue.expected === 'int';
+  const message = isFraction ? 'must be an integer' : issue.message;
   const value = lookup(input, issue.path);
   const shown = value === undefined ? '' : `, got ${JSON.stringify(value)}`;
-  throw new UsageError(`invalid ${source}: ${field}: ${issue.message}${shown}`);
+  throw new UsageError(`invalid ${source}: ${field}: ${message}${shown}`);
 }
 
 function lookup(input: unknown, path: readonly PropertyKey[]): unknown {
