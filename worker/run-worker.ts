@@ -91,7 +91,6 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       return;
     }
     registered = true;
-    log.info({ advertised }, 'worker registered');
   } catch (error) {
     await Promise.all([server.stop(), health?.close()]);
     if (error instanceof RegistrationRejectedError) log.error({ err: error }, 'registration rejected');

@@ -49,15 +49,6 @@ export class TrainingHandlers implements WorkerHandlers {
       ...(perturbStep ? { perturbParamsAtStep: Number(perturbStep) } : {}),
     });
     this.active = { jobId: request.jobId, replica, collective };
-    this.options.logger.info(
-      {
-        jobId: request.jobId,
-        rank: request.rank,
-        worldSize: request.worldSize,
-        preset: request.config.preset,
-      },
-      'job started',
-    );
   }
 
   async runStep(request: RunStepRequest): Promise<StepResult> {
@@ -117,7 +108,8 @@ export class TrainingHandlers implements WorkerHandlers {
   /** Releases the active job, if any (also called on shutdown). */
   endActive(reason: string): void {
     if (this.active === undefined) return;
-    this.options.logger.info({ jobId: this.active.jobId, reason }, 'job ended');
+    // The transport logs StartJob and EndJob; this line covers a release by shutdown or replacement too.
+    this.options.logger.debug({ jobId: this.active.jobId, reason }, 'replica released');
     this.active.replica.dispose();
     this.active.collective.close();
     this.active = undefined;
