@@ -33,7 +33,51 @@ const CASES: ConvCase[] = [
     strides: 1,
     pad: 'same',
   },
+  // On wasm, stride-1 filter gradients of 1×1 filters and of single-channel inputs run as a GEMM.
+  {
+    name: '3x3 same, 1 input channel',
+    xShape: [2, 5, 6, 1],
+    filterShape: [3, 3, 1, 4],
+    strides: 1,
+    pad: 'same',
+  },
+  {
+    name: '3x3 valid, 1 input channel, batch 1',
+    xShape: [1, 6, 5, 1],
+    filterShape: [3, 3, 1, 3],
+    strides: 1,
+    pad: 'valid',
+  },
+  {
+    name: '1x1 same, 1 input channel',
+    xShape: [2, 4, 3, 1],
+    filterShape: [1, 1, 1, 5],
+    strides: 1,
+    pad: 'same',
+  },
+  {
+    name: '3x3 same, 1 output channel',
+    xShape: [2, 5, 5, 4],
+    filterShape: [3, 3, 4, 1],
+    strides: 1,
+    pad: 'same',
+  },
+  { name: '1x1 valid, stride 2', xShape: [2, 5, 5, 3], filterShape: [1, 1, 3, 2], strides: 2, pad: 'valid' },
+  {
+    name: '3x3 same, 1 input channel, stride 2',
+    xShape: [2, 7, 6, 1],
+    filterShape: [3, 3, 1, 2],
+    strides: 2,
+    pad: 'same',
+  },
 ];
+
+/** Filter shapes whose stride-1 filter gradient takes each wasm code path, for the empty and leak tests. */
+const FILTER_GRAD_PATH_CASES = [
+  { path: 'transposed conv2d', xShape: [2, 4, 4, 3], filterShape: [3, 3, 3, 5] },
+  { path: 'gemm, 1x1', xShape: [2, 4, 4, 3], filterShape: [1, 1, 3, 5] },
+  { path: 'gemm, 1 input channel', xShape: [2, 4, 4, 1], filterShape: [3, 3, 1, 5] },
+] as const;
 
 const BACKENDS = ['cpu', 'wasm'] as const;
 const RTOL = 1e-4;
@@ -193,22 +237,31 @@ describe.each(BACKENDS)('project conv kernels on %s', (backendName) => {
     tf.dispose([xTensor, filter, y]);
   });
 
-  it('empty batch gives zero filter gradient and empty input gradient', () => {
-    const x = tf.zeros([0, 4, 4, 3]) as tf.Tensor4D;
-    const dy = tf.zeros([0, 4, 4, 5]) as tf.Tensor4D;
-    const filter = tf.ones([3, 3, 3, 5]) as tf.Tensor4D;
+  it.each(FILTER_GRAD_PATH_CASES)('empty batch gives zero dw and empty dx: $path', (c) => {
+    const [, h, w, ci] = c.xShape;
+    const filterShape = [...c.filterShape] as Shape4;
+    const co = filterShape[3];
+    const x = tf.zeros([0, h, w, ci]) as tf.Tensor4D;
+    const dy = tf.zeros([0, h, w, co]) as tf.Tensor4D;
+    const filter = tf.ones(filterShape) as tf.Tensor4D;
 
-    const dw = conv2dBackpropFilter(x, dy, [3, 3, 3, 5], 1, 'same');
-    const dx = conv2dBackpropInput([0, 4, 4, 3], dy, filter, 1, 'same');
+    const dw = conv2dBackpropFilter(x, dy, filterShape, 1, 'same');
+    const dx = conv2dBackpropInput([0, h, w, ci], dy, filter, 1, 'same');
 
-    expect(dw.shape).toEqual([3, 3, 3, 5]);
+    expect(dw.shape).toEqual(filterShape);
     expect(Array.from(dw.dataSync()).every((v) => v === 0)).toBe(true);
-    expect(dx.shape).toEqual([0, 4, 4, 3]);
+    expect(dx.shape).toEqual([0, h, w, ci]);
     tf.dispose([x, dy, filter, dw, dx]);
   });
 
-  it('kernels leave tensor and data counts unchanged', () => {
-    const c = CASES[0]!;
+  it.each(FILTER_GRAD_PATH_CASES)('kernels leave tensor and data counts unchanged: $path', (pathCase) => {
+    const c: ConvCase = {
+      name: pathCase.path,
+      xShape: [...pathCase.xShape],
+      filterShape: [...pathCase.filterShape],
+      strides: 1,
+      pad: 'same',
+    };
     const { x, w, dy, dyShape } = makeInputs(c);
     const inputs = [
       tf.tensor4d(x, c.xShape),
@@ -276,11 +329,14 @@ describe.each(BACKENDS)('project conv kernels on %s', (backendName) => {
     optimizer.dispose();
   });
 
-  it('explicit padding narrower than the filter matches reference', () => {
+  it.each([
+    { name: '3 input channels', xShape: [2, 5, 6, 3] as Shape4, filterShape: [3, 3, 3, 4] as Shape4 },
+    { name: '1 input channel', xShape: [2, 5, 6, 1] as Shape4, filterShape: [3, 3, 1, 4] as Shape4 },
+  ])('explicit padding narrower than the filter matches reference: $name', (shapes) => {
     const c: ReferenceCase = {
-      name: 'explicit',
-      xShape: [2, 5, 6, 3],
-      filterShape: [3, 3, 3, 4],
+      name: shapes.name,
+      xShape: shapes.xShape,
+      filterShape: shapes.filterShape,
       strides: 1,
       pad: [
         [0, 0],

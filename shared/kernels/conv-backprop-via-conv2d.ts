@@ -8,6 +8,7 @@ import type {
 import { Conv2DBackpropFilter, Conv2DBackpropInput } from '@tensorflow/tfjs-core';
 import type { Conv2DBackpropFilterAttrs, Conv2DBackpropInputAttrs } from '@tensorflow/tfjs-core';
 import { computeBackpropGeometry } from './conv-geometry.js';
+import { filterGradByGemm, prefersFilterGradByGemm } from './conv-filter-grad-gemm.js';
 import {
   checkFloat32,
   disposeIntermediate,
@@ -65,6 +66,9 @@ export function createInputGradKernel(backendName: string): KernelConfig {
  * That is a 'valid' correlation whose batch axis is Ci and whose channel axis is N. Its input is x
  * transposed to [Ci,H,W,N] and padded like the forward pass. Its filter is dy transposed to [Ho,Wo,N,Co]
  * with dilation (sh, sw). Its output [Ci,Kh,Kw,Co] is transposed back to [Kh,Kw,Ci,Co].
+ *
+ * Stride-1 gradients of 1×1 filters or of single-channel inputs run as one GEMM over im2col patches
+ * instead (see `prefersFilterGradByGemm`), which XNNPACK computes several times faster.
  */
 export function createFilterGradKernel(backendName: string): KernelConfig {
   const kernelFunc = ({ inputs, backend, attrs }: Conv2DArgs): TensorInfo => {
@@ -78,6 +82,7 @@ export function createFilterGradKernel(backendName: string): KernelConfig {
 
     const run = (name: string, ins: Record<string, TensorInfo>, a: object): TensorInfo =>
       runBackendKernel(name, backendName, backend, ins, a);
+    if (prefersFilterGradByGemm(info)) return filterGradByGemm(run, backend, x, dy, info);
 
     const xT = run('Transpose', { x }, { perm: [3, 1, 2, 0] }); // [N,H,W,Ci] -> [Ci,H,W,N]
     const dyT = run('Transpose', { x: dy }, { perm: [1, 2, 0, 3] }); // [N,Ho,Wo,Co] -> [Ho,Wo,N,Co]
