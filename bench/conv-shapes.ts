@@ -56,7 +56,7 @@ interface Measurement {
 }
 
 /**
- * Returns the median wall time of `runs` calls of `compute`, in ms, after WARMUP_RUNS untimed calls.
+ * Times `runs` calls of `compute` after WARMUP_RUNS untimed ones and returns the median wall time in ms.
  * Each call's result is read with dataSync inside the timed span and then disposed.
  */
 function medianMs(compute: () => tf.Tensor, runs: number): number {
@@ -96,19 +96,31 @@ function measureShape(s: ConvShape, runs: number): Measurement {
   return { shape: describeShape(s), filterGradMs, inputGradMs, runs };
 }
 
+/** An invalid command line, reported as its message alone and exit code 2. */
+class UsageError extends Error {}
+
 function parseRuns(value: string | undefined): number {
   if (value === undefined) return DEFAULT_RUNS;
   const runs = Number(value);
   if (!Number.isInteger(runs) || runs < 1) {
-    throw new Error(`--reps must be a positive integer, got ${JSON.stringify(value)}`);
+    throw new UsageError(`--reps must be a positive integer, got ${JSON.stringify(value)}`);
   }
   return runs;
 }
 
+function parseCommandLine() {
+  try {
+    return parseArgs({
+      options: { json: { type: 'boolean', default: false }, reps: { type: 'string' } },
+    });
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    throw new UsageError(`${message}. Usage: npx tsx bench/conv-shapes.ts [--json] [--reps N]`);
+  }
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: { json: { type: 'boolean', default: false }, reps: { type: 'string' } },
-  });
+  const { values } = parseCommandLine();
   const runs = parseRuns(values.reps);
 
   await tf.setBackend('wasm');
@@ -136,4 +148,10 @@ async function main(): Promise<void> {
   if (!values.json) console.log(`load average at the end ${loadavg()[0]!.toFixed(2)}`);
 }
 
-await main();
+try {
+  await main();
+} catch (error) {
+  if (!(error instanceof UsageError)) throw error;
+  console.error(error.message);
+  process.exitCode = 2;
+}
