@@ -26,7 +26,7 @@ export interface StepMetrics {
   time: string;
 }
 
-/** What a checkpoint records besides the tensors. */
+/** Trainer state that a checkpoint records besides the tensors. */
 export interface TrainerState {
   /** Steps completed: training resumes at this step. The sampler position is a function of it. */
   step: number;

@@ -89,7 +89,7 @@ describe('ConditionalBatchNorm', () => {
 
   it('takes statistics over N, H and W of a non-square input', async () => {
     const { bn, store } = makeLayer(2, 2);
-    // [N=2,H=3,W=1,C=2]: channel 0 holds 0..5, channel 1 holds 10·(0..5).
+    // [N=2,H=3,W=1,C=2]: channel 0 contains 0..5, channel 1 contains 10·(0..5).
     const values = [0, 0, 1, 10, 2, 20, 3, 30, 4, 40, 5, 50];
     const x = tf.tensor4d(values, [2, 3, 1, 2]);
     const oneHot = oneHotOf([0, 0], 2);

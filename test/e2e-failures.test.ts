@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readCheckpoint } from '../shared/io/checkpoint.js';
-import { runCli, startCli, tempDir, waitFor } from './support/cli.js';
+import { runCli, startCli, startCoordinator, tempDir, waitFor } from './support/cli.js';
 
 // Failures with real processes on loopback: usage errors, a rejected worker, a killed worker, a NaN gradient
 // and a diverged replica. Each must end the job with an error that names the cause.
@@ -54,10 +54,7 @@ describe('cbn-train bad input', () => {
 
   it('rejects a worker with another model hash on both sides', async () => {
     const out = join(scratch('cbn-e2e-hash-'), 'run');
-    const coordinator = startCli([
-      'coordinator',
-      '--listen',
-      '127.0.0.1:0',
+    const { run: coordinator, address } = await startCoordinator([
       '--workers',
       '1',
       '--worker-timeout-ms',
@@ -67,15 +64,9 @@ describe('cbn-train bad input', () => {
       '--out',
       out,
     ]);
-    await waitFor(
-      () => /"port":(\d+).*coordinator listening/.test(coordinator.output()),
-      30_000,
-      'the coordinator to listen',
-    );
-    const port = /"port":(\d+),"msg":"coordinator listening"/.exec(coordinator.output())![1];
 
     const worker = await runCli(
-      ['worker', '--coordinator', `127.0.0.1:${port}`, '--backend', 'cpu', '--worker-id', 'odd'],
+      ['worker', '--coordinator', address, '--backend', 'cpu', '--worker-id', 'odd'],
       {
         CBN_MODEL_HASH_OVERRIDE: 'deadbeef',
       },
@@ -91,10 +82,7 @@ describe('cbn-train bad input', () => {
 
   it('stops the job naming a worker killed mid-run, leaving the checkpoint readable', async () => {
     const out = join(scratch('cbn-e2e-kill-'), 'run');
-    const coordinator = startCli([
-      'coordinator',
-      '--listen',
-      '127.0.0.1:0',
+    const { run: coordinator, address } = await startCoordinator([
       '--workers',
       '2',
       '--backend',
@@ -112,14 +100,8 @@ describe('cbn-train bad input', () => {
       '--step-deadline-ms',
       '20000',
     ]);
-    await waitFor(
-      () => /coordinator listening/.test(coordinator.output()),
-      30_000,
-      'the coordinator to listen',
-    );
-    const port = /"port":(\d+),"msg":"coordinator listening"/.exec(coordinator.output())![1];
     const workers = ['w-a', 'w-b'].map((id) =>
-      startCli(['worker', '--coordinator', `127.0.0.1:${port}`, '--backend', 'wasm', '--worker-id', id]),
+      startCli(['worker', '--coordinator', address, '--backend', 'wasm', '--worker-id', id]),
     );
     cleanups.push(() => workers.forEach((w) => w.child.kill('SIGKILL')));
 
@@ -156,10 +138,7 @@ describe('cbn-train bad input', () => {
 
   it('fails the job when a replica diverges', async () => {
     const out = join(scratch('cbn-e2e-diverge-'), 'run');
-    const coordinator = startCli([
-      'coordinator',
-      '--listen',
-      '127.0.0.1:0',
+    const { run: coordinator, address } = await startCoordinator([
       '--workers',
       '2',
       '--backend',
@@ -175,17 +154,11 @@ describe('cbn-train bad input', () => {
       '--check-params-every',
       '2',
     ]);
-    await waitFor(
-      () => /coordinator listening/.test(coordinator.output()),
-      30_000,
-      'the coordinator to listen',
-    );
-    const port = /"port":(\d+),"msg":"coordinator listening"/.exec(coordinator.output())![1];
     const workers = [
       ['w-a', ''],
       ['w-b', '2'],
     ].map(([id, perturbStep]) =>
-      startCli(['worker', '--coordinator', `127.0.0.1:${port}`, '--backend', 'wasm', '--worker-id', id!], {
+      startCli(['worker', '--coordinator', address, '--backend', 'wasm', '--worker-id', id!], {
         CBN_TEST_PERTURB_STEP: perturbStep,
       }),
     );

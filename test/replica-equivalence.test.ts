@@ -41,7 +41,7 @@ describe.each(['wasm', 'cpu'] as const)('data-parallel replicas, sync BN, %s bac
     disposeAll([single!, ...three]);
   });
 
-  it('4 workers on a global batch of 3 (one empty shard) equal 1 worker', async () => {
+  it('4 workers with an empty shard equal 1 worker', async () => {
     const job = { batch: 3, seed: 5, bn: 'sync' as const, lr: 1e-3 };
     const [single] = await trainReplicas(job, 1, 3, `one-b-${backend}`);
     const four = await trainReplicas(job, 4, 3, `four-${backend}`);

@@ -26,7 +26,7 @@ export interface RegistrationOptions {
   maxBackoffMs?: number;
   /** Time after which registration gives up, in milliseconds (default 300 000). */
   timeoutMs?: number;
-  /** A heartbeat re-registration: an accepted answer is logged at debug level instead of info. */
+  /** A heartbeat re-registration: an accepted registration is logged at debug level instead of info. */
   heartbeat?: boolean;
   logger?: Logger;
 }

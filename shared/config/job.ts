@@ -45,7 +45,7 @@ export type JobConfig = z.infer<typeof JobConfigSchema>;
 
 /**
  * Validates a job, throwing a UsageError that names the first invalid field and its value.
- * `source` says where the job came from (`options`, a file name) for the message, and `label` turns a field
+ * `source` names where the job came from (`options`, a file name) for the message, and `label` turns a field
  * name into the name the user typed (`checkpointEvery` into `--checkpoint-every`).
  */
 export function parseJobConfig(

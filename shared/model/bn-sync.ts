@@ -10,7 +10,7 @@ import type { PassContext } from './pass-context.js';
 /**
  * Forward sync point: computes each layer's shard moments, then (sync mode) gathers them from all replicas
  * and merges them in rank order, returning the statistics each layer normalizes with. Moving statistics
- * are updated from the merged moments when the context asks for it.
+ * are updated from the merged moments when `ctx.updateMovingStats` is set.
  *
  * Wire payload per rank: for each layer in order, count[1], mean[C], m2[C] -> Σ(2C+1) float64. A gather
  * and not a sum is used because Chan's merge is not an element-wise sum.
@@ -41,7 +41,7 @@ export async function syncMoments(
 }
 
 /**
- * Backward sync point: each layer accumulates dγ, dβ and computes its shard sums Σ(dy·γ), Σ(dy·γ·x̂); in sync
+ * Backward sync point: each layer accumulates dγ, dβ and computes its shard sums Σ(dy·γ), Σ(dy·γ·x̂). In sync
  * mode the sums are added over all replicas, because the normalization used global statistics. Returns dx
  * per layer. Wire payload: for each layer, sumDy[C], sumDyXHat[C] -> Σ2C float64, summed in rank order.
  */

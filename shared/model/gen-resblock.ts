@@ -46,7 +46,7 @@ export class GenResBlock {
     }
   }
 
-  /** The block's CBN layers, in a fixed order (for moving-statistics sync in local mode). */
+  /** Returns the block's CBN layers in a fixed order (for moving-statistics sync in local mode). */
   batchNorms(): ConditionalBatchNorm[] {
     return this.skip === undefined ? [this.bn1, this.bn2] : [this.bn1, this.bn2, this.skip.bn];
   }

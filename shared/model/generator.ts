@@ -48,7 +48,7 @@ export class Generator {
     this.outConv = new Conv2d('G/out_conv', this.store, 3, inChannels, preset.imageChannels);
   }
 
-  /** All CBN layers in a fixed order. */
+  /** Returns all CBN layers in a fixed order. */
   batchNorms(): ConditionalBatchNorm[] {
     return this.blocks.flatMap((block) => block.batchNorms());
   }

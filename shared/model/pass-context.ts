@@ -1,7 +1,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { Collective } from '../collective/collective.js';
 
-/** How batch normalization gets its statistics. */
+/** Source of the statistics batch normalization uses. */
 export type BnMode =
   /** Global batch statistics across all replicas, in forward and backward (like PyTorch SyncBatchNorm). */
   | 'sync'

@@ -8,7 +8,7 @@ export const BACKEND_NAMES = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as 
 export type BackendName = (typeof BACKEND_NAMES)[number];
 export type BackendChoice = BackendName | 'auto';
 
-/** What `selectBackend` chose and why, for logs and worker registration. */
+/** The backend `selectBackend` chose and the reason, for logs and worker registration. */
 export interface BackendSelection {
   name: BackendName;
   /** The tfjs backend name as `tf.getBackend()` returns it (`tensorflow` for both native builds). */
@@ -29,7 +29,7 @@ const INSTALL_HINTS: Record<BackendName, string> = {
 
 /**
  * Loads one backend and makes it current. Native backends are optional peer dependencies, so they are
- * imported dynamically and a missing package raises a UsageError that says how to install it.
+ * imported dynamically and a missing package raises a UsageError that explains how to install it.
  */
 async function loadBackend(name: BackendName): Promise<string> {
   switch (name) {

@@ -53,7 +53,7 @@ export interface ReplicaOptions {
   perturbParamsAtStep?: number;
 }
 
-/** Raised when the reduced gradient contains NaN or Inf. Every replica sees the same buffer and raises it. */
+/** Raised when the reduced gradient contains NaN or Inf. Every replica checks the same buffer, so all of them raise it. */
 export class NonFiniteGradientError extends Error {
   override name = 'NonFiniteGradientError';
 }

