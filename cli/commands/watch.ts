@@ -37,6 +37,9 @@ export async function watchJob(queue: TrainingQueue, jobId: string, intervalMs: 
   let lastState = '';
   let lastStep = -1;
   for (;;) {
+    // State first, then the job: a job that ends between the two reads then already carries its
+    // failedReason or return value, whereas the other order could pair a new state with stale fields.
+    const state = await queue.getJobState(jobId);
     const job = await queue.getJob(jobId);
     if (job === undefined) {
       process.stderr.write(
@@ -44,7 +47,6 @@ export async function watchJob(queue: TrainingQueue, jobId: string, intervalMs: 
       );
       return EXIT_FAILED;
     }
-    const state = await queue.getJobState(jobId);
     if (state !== lastState) {
       process.stdout.write(
         `${jobId} ${state}${state === 'active' ? ` (attempt ${job.attemptsStarted})` : ''}\n`,
